@@ -1,0 +1,14 @@
+import type { Command } from '../command.js';
+
+// Each command lives in its own module and is loaded only when invoked, so the
+// CLI starts fast and one command's dependencies do not burden the others.
+export interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  readonly load: () => Promise<Command>;
+}
+
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'routes', summary: 'List the 25 interceptable RPCs', load: async () => (await import('./routes.js')).default },
+  { name: 'demo', summary: 'Run the end-to-end demo', load: async () => (await import('./demo.js')).default },
+];

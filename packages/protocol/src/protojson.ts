@@ -1,0 +1,341 @@
+import type { JsonObject, JsonValue } from './gen/json.js';
+import {
+  type CompiledField,
+  type CompiledMessage,
+  isFreeJsonType,
+  LIST_VALUE,
+  type Schema,
+  STRUCT,
+} from './schema.js';
+
+/**
+ * Canonical ProtoJSON, driven by the generated schema rather than ts-proto's
+ * lenient JSON methods. Messages on the TypeScript side are ts-proto objects
+ * (int64 as decimal strings, bytes as Buffer, enums as numbers, Struct fields
+ * unwrapped to plain objects, oneof members as flat optional properties).
+ */
+
+/** A ProtoJSON value that cannot become the requested message. `path` is a JSON Pointer. */
+export class ProtoJsonError extends Error {
+  readonly path: string;
+  readonly problem: string;
+  constructor(path: string, problem: string) {
+    super(`${path === '' ? '(root)' : path}: ${problem}`);
+    this.name = 'ProtoJsonError';
+    this.path = path;
+    this.problem = problem;
+  }
+}
+
+export interface ToJsonOptions {
+  /** Remove every field marked `(openshell.options.v1.secret)`, at any depth. Default false. */
+  readonly removeSecrets?: boolean;
+}
+
+const INT64 = new Set(['int64', 'sint64', 'sfixed64']);
+const UINT64 = new Set(['uint64', 'fixed64']);
+const INT32 = new Set(['int32', 'sint32', 'sfixed32']);
+const UINT32 = new Set(['uint32', 'fixed32']);
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+const FLOAT_MAX = 3.4028234663852886e38;
+const INTEGER_STRING = /^-?(0|[1-9]\d*)$/;
+const NUMBER_STRING = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+const BASE64 = /^(?:[A-Za-z0-9+/\-_]{4})*(?:[A-Za-z0-9+/\-_]{2}(?:==)?|[A-Za-z0-9+/\-_]{3}=?)?$/;
+
+/** Shortest decimal that reads back as the same float32: what protobuf prints for `float`. */
+function float32Json(v: number): number {
+  const f = Math.fround(v);
+  for (let p = 1; p <= 9; p++) {
+    const candidate = Number(f.toPrecision(p));
+    if (Math.fround(candidate) === f) return candidate;
+  }
+  return f;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function cloneJson(v: unknown, path: string): JsonValue {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new ProtoJsonError(path, `a JSON value cannot hold the number ${v}`);
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((x, i) => cloneJson(x, `${path}/${i}`));
+  if (isPlainObject(v)) {
+    const out: JsonObject = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) continue;
+      out[k] = cloneJson(x, `${path}/${escapeToken(k)}`);
+    }
+    return out;
+  }
+  throw new ProtoJsonError(path, `a JSON value cannot hold ${typeof v}`);
+}
+
+const escapeToken = (t: string) => t.replace(/~/g, '~0').replace(/\//g, '~1');
+
+export class ProtoJson {
+  constructor(private readonly schema: Schema) {}
+
+  /** ts-proto message → canonical ProtoJSON (defaults omitted, presence kept for optional and oneof members). */
+  toJson(typeName: string, message: unknown, options: ToJsonOptions = {}): JsonObject {
+    return this.messageToJson(this.schema.message(typeName), message, options.removeSecrets === true);
+  }
+
+  private messageToJson(m: CompiledMessage, msg: unknown, removeSecrets: boolean): JsonObject {
+    if (m.name === STRUCT) return cloneJson(msg ?? {}, '') as JsonObject;
+    const src = msg as Record<string, unknown>;
+    const out: JsonObject = {};
+    for (const f of m.fields) {
+      if (removeSecrets && f.secret) continue;
+      const v = src[f.prop];
+      if (v === undefined || v === null) continue;
+      if (f.kind === 'map') {
+        const entries = Object.entries(v as Record<string, unknown>);
+        if (entries.length === 0) continue;
+        const o: JsonObject = {};
+        for (const [k, x] of entries) o[k] = this.singleToJson(f, x, removeSecrets);
+        out[f.jsonName] = o;
+      } else if (f.repeated) {
+        const arr = v as unknown[];
+        if (arr.length === 0) continue;
+        out[f.jsonName] = arr.map((x) => this.singleToJson(f, x, removeSecrets));
+      } else if (f.oneof !== undefined || f.optional || f.kind === 'message') {
+        out[f.jsonName] = this.singleToJson(f, v, removeSecrets);
+      } else if (!isDefaultScalar(f, v)) {
+        out[f.jsonName] = this.singleToJson(f, v, removeSecrets);
+      }
+    }
+    return out;
+  }
+
+  private singleToJson(f: CompiledField, v: unknown, removeSecrets: boolean): JsonValue {
+    const kind = f.kind === 'map' ? f.valueKind : f.kind;
+    if (kind === 'enum') return this.schema.enumName(f.type, v as number) ?? (v as number);
+    if (kind === 'message') {
+      if (isFreeJsonType(f.type)) return cloneJson(v, '');
+      return this.messageToJson(this.schema.message(f.type), v, removeSecrets);
+    }
+    switch (f.type) {
+      case 'bytes':
+        return Buffer.from(v as Uint8Array).toString('base64');
+      case 'float':
+      case 'double': {
+        const n = v as number;
+        if (Number.isNaN(n)) return 'NaN';
+        if (n === Number.POSITIVE_INFINITY) return 'Infinity';
+        if (n === Number.NEGATIVE_INFINITY) return '-Infinity';
+        return f.type === 'float' ? float32Json(n) : n;
+      }
+      default:
+        if (INT64.has(f.type) || UINT64.has(f.type)) return String(v);
+        return v as JsonValue;
+    }
+  }
+
+  /**
+   * Strict ProtoJSON → ts-proto message. Unknown names, type mismatches, out-of-range
+   * numbers, unknown enum names and two members of one oneof are errors naming the path.
+   * `null` means "default" (for `google.protobuf.Value` it is the JSON null).
+   */
+  parse(typeName: string, json: unknown): unknown {
+    return this.parseMessage(this.schema.message(typeName), json, '');
+  }
+
+  private parseMessage(m: CompiledMessage, json: unknown, path: string): unknown {
+    if (m.name === STRUCT) {
+      if (!isPlainObject(json))
+        throw new ProtoJsonError(path, 'expected a JSON object (google.protobuf.Struct)');
+      return cloneJson(json, path);
+    }
+    if (m.name === LIST_VALUE) {
+      if (!Array.isArray(json))
+        throw new ProtoJsonError(path, 'expected a JSON array (google.protobuf.ListValue)');
+      return cloneJson(json, path);
+    }
+    if (!isPlainObject(json)) throw new ProtoJsonError(path, `expected a JSON object for ${m.name}`);
+    const out = this.defaults(m);
+    const seen = new Map<CompiledField, string>();
+    const oneofs = new Map<string, string>();
+    for (const [key, raw] of Object.entries(json)) {
+      const fieldPath = `${path}/${escapeToken(key)}`;
+      const f = m.byName.get(key);
+      if (!f) throw new ProtoJsonError(fieldPath, `unknown field "${key}" in ${m.name}`);
+      const dup = seen.get(f);
+      if (dup !== undefined)
+        throw new ProtoJsonError(fieldPath, `field ${f.name} given twice (as "${dup}" and "${key}")`);
+      seen.set(f, key);
+      const isValueField = f.kind === 'message' && f.type === 'google.protobuf.Value' && !f.repeated;
+      if (raw === null && !isValueField) continue;
+      if (f.oneof !== undefined) {
+        const other = oneofs.get(f.oneof);
+        if (other !== undefined) {
+          throw new ProtoJsonError(
+            fieldPath,
+            `oneof "${f.oneof}" already has "${other}"; "${key}" is a second member`,
+          );
+        }
+        oneofs.set(f.oneof, key);
+      }
+      out[f.prop] = this.parseField(f, raw, fieldPath);
+    }
+    return out;
+  }
+
+  private parseField(f: CompiledField, raw: unknown, path: string): unknown {
+    if (f.kind === 'map') {
+      if (!isPlainObject(raw))
+        throw new ProtoJsonError(path, `expected a JSON object for map field ${f.name}`);
+      const o: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(raw)) {
+        const p = `${path}/${escapeToken(k)}`;
+        if (f.mapKey !== 'string') this.parseScalar(f.mapKey ?? 'string', k, p, true);
+        if (x === null && !(f.valueKind === 'message' && f.type === 'google.protobuf.Value')) {
+          throw new ProtoJsonError(p, 'a map value cannot be null');
+        }
+        o[k] = this.parseSingle(f.valueKind ?? 'scalar', f.type, x, p);
+      }
+      return o;
+    }
+    if (f.repeated) {
+      if (!Array.isArray(raw))
+        throw new ProtoJsonError(path, `expected a JSON array for repeated field ${f.name}`);
+      return raw.map((x, i) => {
+        const p = `${path}/${i}`;
+        if (x === null && f.type !== 'google.protobuf.Value')
+          throw new ProtoJsonError(p, 'a list item cannot be null');
+        return this.parseSingle(f.kind as 'scalar' | 'enum' | 'message', f.type, x, p);
+      });
+    }
+    return this.parseSingle(f.kind as 'scalar' | 'enum' | 'message', f.type, raw, path);
+  }
+
+  private parseSingle(
+    kind: 'scalar' | 'enum' | 'message',
+    type: string,
+    raw: unknown,
+    path: string,
+  ): unknown {
+    if (kind === 'message') {
+      if (type === 'google.protobuf.Value') return cloneJson(raw, path);
+      return this.parseMessage(this.schema.message(type), raw, path);
+    }
+    if (kind === 'enum') {
+      if (typeof raw === 'string') {
+        const n = this.schema.enumValues(type)[raw];
+        if (n === undefined) throw new ProtoJsonError(path, `"${raw}" is not a value of enum ${type}`);
+        return n;
+      }
+      if (typeof raw === 'number' && Number.isInteger(raw) && raw >= -(2 ** 31) && raw < 2 ** 31) return raw;
+      throw new ProtoJsonError(path, `expected an enum value name of ${type}`);
+    }
+    return this.parseScalar(type, raw, path, false);
+  }
+
+  private parseScalar(type: string, raw: unknown, path: string, mapKey: boolean): unknown {
+    const bad = (what: string): never => {
+      const shown =
+        typeof raw === 'string' ? JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw) : typeof raw;
+      throw new ProtoJsonError(path, `expected ${what}${mapKey ? ' as map key' : ''}, got ${shown}`);
+    };
+    switch (type) {
+      case 'string':
+        return typeof raw === 'string' ? raw : bad('a string');
+      case 'bool':
+        if (typeof raw === 'boolean') return raw;
+        if (mapKey && (raw === 'true' || raw === 'false')) return raw === 'true';
+        return bad('true or false');
+      case 'bytes': {
+        if (typeof raw !== 'string' || !BASE64.test(raw)) return bad('base64 bytes');
+        return Buffer.from(raw.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+      }
+      case 'float':
+      case 'double': {
+        let n: number;
+        if (typeof raw === 'number') n = raw;
+        else if (raw === 'NaN') return Number.NaN;
+        else if (raw === 'Infinity') return Number.POSITIVE_INFINITY;
+        else if (raw === '-Infinity') return Number.NEGATIVE_INFINITY;
+        else if (typeof raw === 'string' && NUMBER_STRING.test(raw)) n = Number(raw);
+        else return bad(`a number (${type})`);
+        if (!Number.isFinite(n) || (type === 'float' && Math.abs(n) > FLOAT_MAX))
+          return bad(`a ${type} in range`);
+        return n;
+      }
+      default:
+        break;
+    }
+    if (INT64.has(type) || UINT64.has(type)) {
+      let big: bigint;
+      if (typeof raw === 'number') {
+        if (!Number.isInteger(raw)) return bad(`an integer (${type})`);
+        if (!Number.isSafeInteger(raw))
+          return bad(`an exact integer (${type}); send large values as strings`);
+        big = BigInt(raw);
+      } else if (typeof raw === 'string' && INTEGER_STRING.test(raw)) big = BigInt(raw);
+      else if (typeof raw === 'string' && NUMBER_STRING.test(raw) && Number.isInteger(Number(raw))) {
+        // Exponent or fraction notation of an integral value, e.g. "1e3" or "5.0".
+        if (!Number.isSafeInteger(Number(raw))) return bad(`an exact integer (${type})`);
+        big = BigInt(Number(raw));
+      } else return bad(`an integer (${type}) as number or decimal string`);
+      const [min, max] = UINT64.has(type) ? [0n, UINT64_MAX] : [INT64_MIN, INT64_MAX];
+      if (big < min || big > max) return bad(`a ${type} in range`);
+      return big.toString();
+    }
+    if (INT32.has(type) || UINT32.has(type)) {
+      let n: number;
+      if (typeof raw === 'number') n = raw;
+      else if (typeof raw === 'string' && NUMBER_STRING.test(raw)) n = Number(raw);
+      else return bad(`an integer (${type})`);
+      if (!Number.isInteger(n)) return bad(`an integer (${type})`);
+      const ok = UINT32.has(type) ? n >= 0 && n <= 0xffffffff : n >= -(2 ** 31) && n < 2 ** 31;
+      if (!ok) return bad(`a ${type} in range`);
+      return n;
+    }
+    throw new ProtoJsonError(path, `unsupported scalar type ${type}`);
+  }
+
+  /** A ts-proto message with every field at its default, as ts-proto's `create()` builds it. */
+  defaults(m: CompiledMessage): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const f of m.fields) {
+      if (f.kind === 'map') out[f.prop] = {};
+      else if (f.repeated) out[f.prop] = [];
+      else if (f.kind === 'message' || f.oneof !== undefined || f.optional) out[f.prop] = undefined;
+      else if (f.kind === 'enum') out[f.prop] = 0;
+      else out[f.prop] = defaultScalar(f.type);
+    }
+    return out;
+  }
+}
+
+function defaultScalar(type: string): unknown {
+  if (type === 'string') return '';
+  if (type === 'bool') return false;
+  if (type === 'bytes') return Buffer.alloc(0);
+  if (INT64.has(type) || UINT64.has(type)) return '0';
+  return 0;
+}
+
+function isDefaultScalar(f: CompiledField, v: unknown): boolean {
+  if (f.kind === 'enum') return v === 0;
+  switch (f.type) {
+    case 'string':
+      return v === '';
+    case 'bool':
+      return v === false;
+    case 'bytes':
+      return (v as Uint8Array).length === 0;
+    case 'float':
+    case 'double':
+      // ts-proto does not encode -0 either, so it reads back as the default.
+      return v === 0;
+    default:
+      if (INT64.has(f.type) || UINT64.has(f.type)) return v === '0' || v === 0;
+      return v === 0;
+  }
+}

@@ -1,0 +1,65 @@
+import type { JsonObject } from './gen/json.js';
+import { CODECS } from './gen/registry.js';
+import { ProtoJson, type ToJsonOptions } from './protojson.js';
+import { schema } from './schema.js';
+import type { MessageCodec } from './schema-types.js';
+
+const protoJson = new ProtoJson(schema);
+
+export function codecFor(typeName: string): MessageCodec {
+  const c = CODECS[typeName];
+  if (!c) throw new Error(`unknown message type ${typeName}`);
+  return c;
+}
+
+/** ts-proto message → canonical ProtoJSON. Secrets are kept unless `removeSecrets`. */
+export function toProtoJson(typeName: string, message: unknown, options?: ToJsonOptions): JsonObject {
+  return protoJson.toJson(typeName, message, options);
+}
+
+/**
+ * The operation view of CONTRACT section 2: canonical ProtoJSON of a request or
+ * response with every secret field removed, at any depth.
+ */
+export function operationView(typeName: string, message: unknown): JsonObject {
+  return protoJson.toJson(typeName, message, { removeSecrets: true });
+}
+
+/** Strict ProtoJSON → ts-proto message. Throws `ProtoJsonError` naming the JSON Pointer of the problem. */
+export function parseProtoJson<T = unknown>(typeName: string, json: unknown): T {
+  return protoJson.parse(typeName, json) as T;
+}
+
+export function encodeMessage(typeName: string, message: unknown): Uint8Array {
+  return codecFor(typeName).encode(message).finish();
+}
+
+export function decodeMessage<T = unknown>(typeName: string, bytes: Uint8Array): T {
+  return codecFor(typeName).decode(bytes) as T;
+}
+
+export interface Canonical<T = unknown> {
+  /** The message, as decoded from `bytes`. */
+  readonly message: T;
+  /** Its protobuf encoding. */
+  readonly bytes: Uint8Array;
+  /** Its canonical ProtoJSON (secrets kept). */
+  readonly json: JsonObject;
+}
+
+/**
+ * What the gateway does to a patched operation (CONTRACT 4.3): parse strictly as
+ * `typeName`, re-encode, decode back and render canonical JSON. Throws
+ * `ProtoJsonError` when the JSON is not a valid `typeName`.
+ */
+export function canonicalize<T = unknown>(typeName: string, json: unknown): Canonical<T> {
+  const codec = codecFor(typeName);
+  const bytes = codec.encode(protoJson.parse(typeName, json)).finish();
+  const message = codec.decode(bytes) as T;
+  return { message, bytes, json: protoJson.toJson(typeName, message) };
+}
+
+/** A ts-proto message with every field at its default, built from the schema. */
+export function emptyMessage<T = unknown>(typeName: string): T {
+  return protoJson.defaults(schema.message(typeName)) as T;
+}
