@@ -1,3 +1,3 @@
+export { type Command, type CommandContext, EXIT, StartupError, UsageError } from './command.js';
 export { main } from './main.js';
-export { EXIT, StartupError, UsageError, type Command, type CommandContext } from './command.js';
 export { colourizer, formatTable, printJson } from './output.js';

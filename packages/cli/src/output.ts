@@ -9,12 +9,16 @@ const ANSI = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
 export type Colour = keyof typeof ANSI;
 
 /** Colour only when writing to a terminal and NO_COLOR is not set. */
-export function colourizer(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv): (c: Colour, s: string) => string {
+export function colourizer(
+  out: { isTTY?: boolean },
+  env: NodeJS.ProcessEnv,
+): (c: Colour, s: string) => string {
   const on = out.isTTY === true && env.NO_COLOR === undefined && env.TERM !== 'dumb';
   return (c, s) => (on ? `\u001b[${ANSI[c]}m${s}\u001b[0m` : s);
 }
 
 // Visible width, ignoring ANSI colour codes.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escapes start with ESC.
 const visible = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '').length;
 
 /** An aligned text table: a header row, a rule, then the rows. */

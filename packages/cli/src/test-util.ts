@@ -8,7 +8,11 @@ export interface CliRun {
 }
 
 /** Run the CLI in-process with captured output (tests only; not exported from the package). */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<CliRun> {
+export async function runCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd = process.cwd(),
+): Promise<CliRun> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let out = '';

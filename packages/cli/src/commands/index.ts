@@ -9,6 +9,10 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: readonly CommandEntry[] = [
-  { name: 'routes', summary: 'List the 25 interceptable RPCs', load: async () => (await import('./routes.js')).default },
+  {
+    name: 'routes',
+    summary: 'List the 25 interceptable RPCs',
+    load: async () => (await import('./routes.js')).default,
+  },
   { name: 'demo', summary: 'Run the end-to-end demo', load: async () => (await import('./demo.js')).default },
 ];

@@ -1,5 +1,5 @@
-import { ROUTES } from '@openshell-interceptors/protocol';
 import { parseArgs } from 'node:util';
+import { ROUTES } from '@openshell-interceptors/protocol';
 import type { Command } from '../command.js';
 import { formatTable, printJson } from '../output.js';
 
@@ -11,7 +11,13 @@ const command: Command = {
     const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, strict: true });
     const rows = ROUTES.map((r) => ({ rpc: r.rpc, request: r.requestType, response: r.responseType }));
     if (values.json) printJson(ctx.stdout, rows);
-    else ctx.stdout.write(formatTable(['RPC', 'REQUEST', 'RESPONSE'], rows.map((r) => [r.rpc, r.request, r.response])));
+    else
+      ctx.stdout.write(
+        formatTable(
+          ['RPC', 'REQUEST', 'RESPONSE'],
+          rows.map((r) => [r.rpc, r.request, r.response]),
+        ),
+      );
     return 0;
   },
 };
