@@ -1,5 +1,18 @@
 // Wire codecs (ts-proto) and grpc-js service definitions, under their proto names.
 
+export {
+  CALLER_KIND,
+  DEFAULT_GATEWAY_ID,
+  DEFAULT_TOKEN_TTL_SECONDS,
+  defaultAudience,
+  type FailurePolicy,
+  gatewayIssuer,
+  isFailurePolicy,
+  MAX_TOKEN_TTL_SECONDS,
+  TOKEN_ALGORITHM,
+  TOKEN_REUSE_FRACTION,
+  TOKEN_TYPE,
+} from './auth.js';
 export { ListValue, Struct, Value } from './gen/google/protobuf/struct.js';
 // ProtoJSON shapes of every message (`XJson`, and `XView` without secrets).
 export * from './gen/json.js';
@@ -25,6 +38,19 @@ export {
   parseJsonPointer,
   pointerTouchesSecret,
 } from './pointer.js';
+export {
+  type AnonymousPrincipal,
+  type Principal,
+  type PrincipalKind,
+  type PrincipalMap,
+  principalList,
+  principalSubject,
+  readPrincipal,
+  type SandboxPrincipal,
+  type UnknownPrincipal,
+  type UserAuthProvider,
+  type UserPrincipal,
+} from './principal.js';
 export { ProtoJsonError, type ToJsonOptions } from './protojson.js';
 export {
   normalizeProfileId,
