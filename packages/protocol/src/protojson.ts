@@ -6,6 +6,7 @@ import {
   LIST_VALUE,
   type Schema,
   STRUCT,
+  VALUE,
 } from './schema.js';
 
 /**
@@ -78,7 +79,29 @@ function cloneJson(v: unknown, path: string): JsonValue {
 
 const escapeToken = (t: string) => t.replace(/~/g, '~0').replace(/\//g, '~1');
 
+interface PathNode {
+  readonly parent: Path;
+  readonly token: string | number;
+}
+type Path = PathNode | undefined;
+
+function pointer(path: Path): string {
+  const tokens: string[] = [];
+  for (let p = path; p; p = p.parent) tokens.push(`/${escapeToken(String(p.token))}`);
+  return tokens.reverse().join('');
+}
+
+const err = (path: Path, problem: string) => new ProtoJsonError(pointer(path), problem);
+
+function badScalar(what: string, raw: unknown, path: Path, mapKey: boolean): never {
+  const shown =
+    typeof raw === 'string' ? JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw) : typeof raw;
+  throw err(path, `expected ${what}${mapKey ? ' as map key' : ''}, got ${shown}`);
+}
+
 export class ProtoJson {
+  private readonly factories = new WeakMap<CompiledMessage, () => Record<string, unknown>>();
+
   constructor(private readonly schema: Schema) {}
 
   /** ts-proto message → canonical ProtoJSON (defaults omitted, presence kept for optional and oneof members). */
@@ -143,105 +166,118 @@ export class ProtoJson {
    * `null` means "default" (for `google.protobuf.Value` it is the JSON null).
    */
   parse(typeName: string, json: unknown): unknown {
-    return this.parseMessage(this.schema.message(typeName), json, '');
+    return this.parseMessage(this.schema.message(typeName), json, undefined);
   }
 
-  private parseMessage(m: CompiledMessage, json: unknown, path: string): unknown {
+  // Paths are linked lists turned into a JSON Pointer only when an error is thrown:
+  // formatting one per field would dominate the cost of a successful parse.
+  private parseMessage(m: CompiledMessage, json: unknown, path: Path): unknown {
     if (m.name === STRUCT) {
-      if (!isPlainObject(json))
-        throw new ProtoJsonError(path, 'expected a JSON object (google.protobuf.Struct)');
-      return cloneJson(json, path);
+      if (!isPlainObject(json)) throw err(path, 'expected a JSON object (google.protobuf.Struct)');
+      return cloneJson(json, pointer(path));
     }
     if (m.name === LIST_VALUE) {
-      if (!Array.isArray(json))
-        throw new ProtoJsonError(path, 'expected a JSON array (google.protobuf.ListValue)');
-      return cloneJson(json, path);
+      if (!Array.isArray(json)) throw err(path, 'expected a JSON array (google.protobuf.ListValue)');
+      return cloneJson(json, pointer(path));
     }
-    if (!isPlainObject(json)) throw new ProtoJsonError(path, `expected a JSON object for ${m.name}`);
+    if (!isPlainObject(json)) throw err(path, `expected a JSON object for ${m.name}`);
     const out = this.defaults(m);
-    const seen = new Map<CompiledField, string>();
-    const oneofs = new Map<string, string>();
-    for (const [key, raw] of Object.entries(json)) {
-      const fieldPath = `${path}/${escapeToken(key)}`;
+    let oneofs: Map<string, string> | undefined;
+    for (const key in json) {
+      if (!Object.hasOwn(json, key)) continue;
+      const raw = json[key];
       const f = m.byName.get(key);
-      if (!f) throw new ProtoJsonError(fieldPath, `unknown field "${key}" in ${m.name}`);
-      const dup = seen.get(f);
-      if (dup !== undefined)
-        throw new ProtoJsonError(fieldPath, `field ${f.name} given twice (as "${dup}" and "${key}")`);
-      seen.set(f, key);
-      const isValueField = f.kind === 'message' && f.type === 'google.protobuf.Value' && !f.repeated;
+      if (!f) throw err({ parent: path, token: key }, `unknown field "${key}" in ${m.name}`);
+      if (key !== f.jsonName && Object.hasOwn(json, f.jsonName)) {
+        throw err(
+          { parent: path, token: key },
+          `field ${f.name} given twice (as "${f.jsonName}" and "${key}")`,
+        );
+      }
+      const isValueField = f.kind === 'message' && f.type === VALUE && !f.repeated;
       if (raw === null && !isValueField) continue;
       if (f.oneof !== undefined) {
+        oneofs ??= new Map();
         const other = oneofs.get(f.oneof);
         if (other !== undefined) {
-          throw new ProtoJsonError(
-            fieldPath,
+          throw err(
+            { parent: path, token: key },
             `oneof "${f.oneof}" already has "${other}"; "${key}" is a second member`,
           );
         }
         oneofs.set(f.oneof, key);
       }
-      out[f.prop] = this.parseField(f, raw, fieldPath);
+      out[f.prop] = this.parseField(f, raw, path, key);
     }
     return out;
   }
 
-  private parseField(f: CompiledField, raw: unknown, path: string): unknown {
+  private parseField(f: CompiledField, raw: unknown, parent: Path, token: string): unknown {
     if (f.kind === 'map') {
-      if (!isPlainObject(raw))
-        throw new ProtoJsonError(path, `expected a JSON object for map field ${f.name}`);
+      const path: PathNode = { parent, token };
+      if (!isPlainObject(raw)) throw err(path, `expected a JSON object for map field ${f.name}`);
       const o: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(raw)) {
-        const p = `${path}/${escapeToken(k)}`;
-        if (f.mapKey !== 'string') this.parseScalar(f.mapKey ?? 'string', k, p, true);
-        if (x === null && !(f.valueKind === 'message' && f.type === 'google.protobuf.Value')) {
-          throw new ProtoJsonError(p, 'a map value cannot be null');
+      const valueKind = f.valueKind ?? 'scalar';
+      for (const k in raw) {
+        if (!Object.hasOwn(raw, k)) continue;
+        const x = raw[k];
+        if (f.mapKey !== 'string') this.parseScalar(f.mapKey ?? 'string', k, path, k, true);
+        if (x === null && !(valueKind === 'message' && f.type === VALUE)) {
+          throw err({ parent: path, token: k }, 'a map value cannot be null');
         }
-        o[k] = this.parseSingle(f.valueKind ?? 'scalar', f.type, x, p);
+        o[k] = this.parseSingle(valueKind, f.type, x, path, k);
       }
       return o;
     }
+    const kind = f.kind as 'scalar' | 'enum' | 'message';
     if (f.repeated) {
-      if (!Array.isArray(raw))
-        throw new ProtoJsonError(path, `expected a JSON array for repeated field ${f.name}`);
-      return raw.map((x, i) => {
-        const p = `${path}/${i}`;
-        if (x === null && f.type !== 'google.protobuf.Value')
-          throw new ProtoJsonError(p, 'a list item cannot be null');
-        return this.parseSingle(f.kind as 'scalar' | 'enum' | 'message', f.type, x, p);
-      });
+      const path: PathNode = { parent, token };
+      if (!Array.isArray(raw)) throw err(path, `expected a JSON array for repeated field ${f.name}`);
+      const out = new Array<unknown>(raw.length);
+      for (let i = 0; i < raw.length; i++) {
+        const x: unknown = raw[i];
+        if (x === null && f.type !== VALUE)
+          throw err({ parent: path, token: i }, 'a list item cannot be null');
+        out[i] = this.parseSingle(kind, f.type, x, path, i);
+      }
+      return out;
     }
-    return this.parseSingle(f.kind as 'scalar' | 'enum' | 'message', f.type, raw, path);
+    return this.parseSingle(kind, f.type, raw, parent, token);
   }
 
+  // (parent, token) rather than a path node: most values are scalars that never need one.
   private parseSingle(
     kind: 'scalar' | 'enum' | 'message',
     type: string,
     raw: unknown,
-    path: string,
+    parent: Path,
+    token: string | number,
   ): unknown {
     if (kind === 'message') {
-      if (type === 'google.protobuf.Value') return cloneJson(raw, path);
+      const path: PathNode = { parent, token };
+      if (type === VALUE) return cloneJson(raw, pointer(path));
       return this.parseMessage(this.schema.message(type), raw, path);
     }
     if (kind === 'enum') {
       if (typeof raw === 'string') {
         const n = this.schema.enumValues(type)[raw];
-        if (n === undefined) throw new ProtoJsonError(path, `"${raw}" is not a value of enum ${type}`);
+        if (n === undefined) throw err({ parent, token }, `"${raw}" is not a value of enum ${type}`);
         return n;
       }
       if (typeof raw === 'number' && Number.isInteger(raw) && raw >= -(2 ** 31) && raw < 2 ** 31) return raw;
-      throw new ProtoJsonError(path, `expected an enum value name of ${type}`);
+      throw err({ parent, token }, `expected an enum value name of ${type}`);
     }
-    return this.parseScalar(type, raw, path, false);
+    return this.parseScalar(type, raw, parent, token, false);
   }
 
-  private parseScalar(type: string, raw: unknown, path: string, mapKey: boolean): unknown {
-    const bad = (what: string): never => {
-      const shown =
-        typeof raw === 'string' ? JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw) : typeof raw;
-      throw new ProtoJsonError(path, `expected ${what}${mapKey ? ' as map key' : ''}, got ${shown}`);
-    };
+  private parseScalar(
+    type: string,
+    raw: unknown,
+    parent: Path,
+    token: string | number,
+    mapKey: boolean,
+  ): unknown {
+    const bad = (what: string): never => badScalar(what, raw, { parent, token }, mapKey);
     switch (type) {
       case 'string':
         return typeof raw === 'string' ? raw : bad('a string');
@@ -275,9 +311,14 @@ export class ProtoJson {
         if (!Number.isInteger(raw)) return bad(`an integer (${type})`);
         if (!Number.isSafeInteger(raw))
           return bad(`an exact integer (${type}); send large values as strings`);
+        if (raw >= 0 || !UINT64.has(type)) return String(raw);
         big = BigInt(raw);
-      } else if (typeof raw === 'string' && INTEGER_STRING.test(raw)) big = BigInt(raw);
-      else if (typeof raw === 'string' && NUMBER_STRING.test(raw) && Number.isInteger(Number(raw))) {
+      } else if (typeof raw === 'string' && INTEGER_STRING.test(raw)) {
+        // Short decimal strings are in range for every 64-bit type but the sign check.
+        if (raw === '-0') return '0';
+        if (raw.length < 16 && (raw[0] !== '-' || !UINT64.has(type))) return raw;
+        big = BigInt(raw);
+      } else if (typeof raw === 'string' && NUMBER_STRING.test(raw) && Number.isInteger(Number(raw))) {
         // Exponent or fraction notation of an integral value, e.g. "1e3" or "5.0".
         if (!Number.isSafeInteger(Number(raw))) return bad(`an exact integer (${type})`);
         big = BigInt(Number(raw));
@@ -296,21 +337,36 @@ export class ProtoJson {
       if (!ok) return bad(`a ${type} in range`);
       return n;
     }
-    throw new ProtoJsonError(path, `unsupported scalar type ${type}`);
+    throw err({ parent, token }, `unsupported scalar type ${type}`);
   }
 
   /** A ts-proto message with every field at its default, as ts-proto's `create()` builds it. */
   defaults(m: CompiledMessage): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const f of m.fields) {
-      if (f.kind === 'map') out[f.prop] = {};
-      else if (f.repeated) out[f.prop] = [];
-      else if (f.kind === 'message' || f.oneof !== undefined || f.optional) out[f.prop] = undefined;
-      else if (f.kind === 'enum') out[f.prop] = 0;
-      else out[f.prop] = defaultScalar(f.type);
+    let make = this.factories.get(m);
+    if (!make) {
+      make = defaultsFactory(m);
+      this.factories.set(m, make);
     }
-    return out;
+    return make();
   }
+}
+
+// Built once per message type, so a parse does not re-derive each field's default.
+// Objects are built by assignment in field order, which keeps one hidden class per type.
+function defaultsFactory(m: CompiledMessage): () => Record<string, unknown> {
+  const plan: [string, unknown, (() => unknown) | undefined][] = m.fields.map((f) => {
+    if (f.kind === 'map') return [f.prop, undefined, () => ({})];
+    if (f.repeated) return [f.prop, undefined, () => []];
+    if (f.kind === 'message' || f.oneof !== undefined || f.optional) return [f.prop, undefined, undefined];
+    if (f.kind === 'enum') return [f.prop, 0, undefined];
+    if (f.type === 'bytes') return [f.prop, undefined, () => Buffer.alloc(0)];
+    return [f.prop, defaultScalar(f.type), undefined];
+  });
+  return () => {
+    const out: Record<string, unknown> = {};
+    for (const [prop, value, make] of plan) out[prop] = make ? make() : value;
+    return out;
+  };
 }
 
 function defaultScalar(type: string): unknown {
