@@ -1,0 +1,16 @@
+export {
+  type BindingEntry,
+  type BindingPolicy,
+  type BreakerConfig,
+  DEFAULTS,
+  type Endpoint,
+  type GatewayConfig,
+  GatewayConfigError,
+  type InterceptorConfig,
+  type JwtSigningConfig,
+  loadGatewayConfig,
+  type ProviderProfileSource,
+  parseDuration,
+  parseGatewayConfig,
+  type Selector,
+} from './config.js';
