@@ -1,0 +1,43 @@
+// RFC 0005 policy authority on interceptors: signed projections, the trust store
+// that verifies them, the PolicyDriver SDK and the enforcing interceptor.
+
+export {
+  BadSignatureError,
+  DigestMismatchError,
+  MalformedBodyError,
+  MalformedProjectionError,
+  NoVerifiedPolicyError,
+  ProjectionVerificationError,
+  SurfaceNotAcceptedError,
+  TrustStoreError,
+  UnknownKeyIdError,
+  UnsignedProjectionError,
+  type VerificationFailureCode,
+} from './errors.js';
+export {
+  generateSigningKey,
+  isValidKeyId,
+  publicJwk,
+  type SigningKeyPair,
+  toEd25519PrivateKey,
+  toEd25519PublicKey,
+} from './keys.js';
+export {
+  type BuildProjectionInput,
+  buildProjection,
+  decodePolicyBody,
+  type EnvelopeFields,
+  encodePolicy,
+  PolicyInputError,
+  type Projection,
+  type ProjectionSigner,
+  policyDigest,
+  SANDBOX_POLICY_SURFACE,
+  SANDBOX_POLICY_TYPE,
+  signEnvelope,
+  signingPayload,
+  type VerifiedProjection,
+  type VerifyOptions,
+  verifyProjection,
+} from './projection.js';
+export { type TrustedKey, TrustStore } from './trust-store.js';
