@@ -1,6 +1,31 @@
 // RFC 0005 policy authority on interceptors: signed projections, the trust store
 // that verifies them, the PolicyDriver SDK and the enforcing interceptor.
 
+export { DriverCallError, type DriverConnectionOptions, PolicyDriverConnection } from './driver/client.js';
+export {
+  definePolicyDriver,
+  isNoVerifiedPolicy,
+  type NoVerifiedPolicy,
+  type PolicyDriver,
+  type PolicyDriverCapabilities,
+  type PolicyDriverDefinition,
+  PolicyDriverError,
+  type ProjectionOutcome,
+  type RuntimeContext,
+  UnknownHandleError,
+} from './driver/define.js';
+export {
+  type DriverEndpoint,
+  EndpointError,
+  formatEndpoint,
+  parseDriverEndpoint,
+} from './driver/endpoint.js';
+export {
+  type RunningPolicyDriver,
+  type ServePolicyDriverOptions,
+  type ServeTlsOptions,
+  servePolicyDriver,
+} from './driver/server.js';
 export {
   BadSignatureError,
   DigestMismatchError,
