@@ -1,6 +1,27 @@
 // RFC 0005 policy authority on interceptors: signed projections, the trust store
 // that verifies them, the PolicyDriver SDK and the enforcing interceptor.
 
+export {
+  BUNDLE_FORMAT,
+  BundleError,
+  type BundleErrorCode,
+  bundleToProjection,
+  createBundle,
+  formatBundle,
+  type PolicyBundle,
+  parseBundle,
+  projectionToBundle,
+  readBundleFile,
+  verifyBundle,
+  writeBundleFile,
+} from './bundle.js';
+export {
+  type ConformanceFinding,
+  type ConformanceOptions,
+  type ConformanceReport,
+  type FindingStatus,
+  runDriverConformance,
+} from './conformance.js';
 export { DriverCallError, type DriverConnectionOptions, PolicyDriverConnection } from './driver/client.js';
 export {
   definePolicyDriver,
@@ -39,6 +60,7 @@ export {
   UnsignedProjectionError,
   type VerificationFailureCode,
 } from './errors.js';
+export { FileFormatError, parseStructured, writeFileAtomic } from './files.js';
 export {
   generateSigningKey,
   isValidKeyId,
