@@ -14,5 +14,10 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'List the 25 interceptable RPCs',
     load: async () => (await import('./routes.js')).default,
   },
+  {
+    name: 'policy',
+    summary: 'Policy authority (RFC 0005): keygen, sign, verify bundles, check a driver',
+    load: async () => (await import('./policy.js')).default,
+  },
   { name: 'demo', summary: 'Run the end-to-end demo', load: async () => (await import('./demo.js')).default },
 ];

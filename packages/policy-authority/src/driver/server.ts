@@ -41,7 +41,8 @@ export interface ServePolicyDriverOptions {
   readonly tls?: ServeTlsOptions;
   /** Unix socket file mode, default 0o600 (only the driver's user may connect). */
   readonly socketMode?: number;
-  readonly logger?: Logger;
+  /** A pino logger; `false` for none. Default: pino to stdout at info. */
+  readonly logger?: Logger | false;
 }
 
 /** A running driver service. */
@@ -113,7 +114,10 @@ export async function servePolicyDriver(
       'TLS applies to TCP listeners; a unix socket is protected by its file mode',
     );
   }
-  const log = options.logger ?? pino({ name: 'policy-driver' });
+  const log =
+    options.logger === false
+      ? pino({ level: 'silent' })
+      : (options.logger ?? pino({ name: 'policy-driver' }));
 
   function unary<Req, Res>(rpc: string, fn: (req: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
