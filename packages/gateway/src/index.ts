@@ -1,3 +1,4 @@
+export { TokenMinter } from './auth.js';
 export {
   type BindingEntry,
   type BindingPolicy,
@@ -14,3 +15,44 @@ export {
   parseGatewayConfig,
   type Selector,
 } from './config.js';
+export {
+  type FailureLayer,
+  GatewayStartupError,
+  ProviderProfileError,
+  TransportError,
+} from './errors.js';
+export {
+  createGateway,
+  type Decision,
+  type EvaluationRecord,
+  type Gateway,
+  type GatewayOptions,
+  type InterceptCall,
+  type InterceptOutcome,
+} from './gateway.js';
+export type { BreakerState } from './layers.js';
+export type { PatchOp } from './patch.js';
+export {
+  type ExecutionPlan,
+  type IgnoredBinding,
+  PHASE_DEFAULT_POLICY,
+  type PlannedBinding,
+  type PlannedInterceptor,
+  type PolicySource,
+} from './plan.js';
+export type {
+  ProviderProfileCatalog,
+  ProviderProfileInputs,
+  ProviderProfileSourceSnapshot,
+} from './profiles.js';
+export {
+  checkUnixSocket,
+  type SocketCheck,
+  SocketTrustError,
+  type SocketTrustOptions,
+} from './socket-trust.js';
+export {
+  createGrpcTransport,
+  type InterceptorTransport,
+  type TransportCall,
+} from './transport.js';

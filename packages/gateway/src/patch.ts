@@ -1,0 +1,130 @@
+import {
+  canonicalize,
+  type JsonObject,
+  type JsonPatch,
+  JsonPointerError,
+  ProtoJsonError,
+  parseJsonPointer,
+  pointerTouchesSecret,
+  schema,
+} from '@openshell-interceptors/protocol';
+import fjp, { type Operation } from 'fast-json-patch';
+import type { FailureLayer } from './errors.js';
+
+/** An RFC 6902 operation as recorded (the wire `JsonPatch` without its empty fields). */
+export interface PatchOp {
+  readonly op: string;
+  readonly path: string;
+  readonly value?: unknown;
+  readonly from?: string;
+}
+
+export function recordPatch(p: JsonPatch): PatchOp {
+  return {
+    op: p.op,
+    path: p.path,
+    ...(p.value !== undefined ? { value: p.value as unknown } : {}),
+    ...(p.from !== '' ? { from: p.from } : {}),
+  };
+}
+
+/** A patch the gateway refuses; the message never carries the document (it holds secrets). */
+export class PatchFailure extends Error {
+  constructor(
+    readonly layer: FailureLayer,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PatchFailure';
+  }
+}
+
+const usesFrom = (op: string) => op === 'move' || op === 'copy';
+
+/**
+ * CONTRACT 4.3: every `path` (and `from` of move/copy) must be a valid JSON Pointer that
+ * does not touch a secret field, nor end at a value holding one (the root included).
+ */
+export function checkPatchPointers(typeName: string, patches: readonly PatchOp[]): void {
+  patches.forEach((p, i) => {
+    const pointers: [string, string][] = [['path', p.path]];
+    if (usesFrom(p.op) || (p.from !== undefined && p.from !== '')) pointers.push(['from', p.from ?? '']);
+    for (const [field, ptr] of pointers) {
+      try {
+        parseJsonPointer(ptr);
+      } catch (e) {
+        if (e instanceof JsonPointerError)
+          throw new PatchFailure('patch', `patch #${i} (${p.op}): ${field} ${e.message}`);
+        throw e;
+      }
+      if (pointerTouchesSecret(schema, typeName, ptr)) {
+        throw new PatchFailure(
+          'patch',
+          `patch #${i} (${p.op}): ${field} ${JSON.stringify(ptr)} touches a secret field; interceptors may not read or write secrets`,
+        );
+      }
+    }
+  });
+}
+
+/**
+ * Apply the patches in order to a deep copy of the FULL request (secrets in it), then
+ * re-validate strictly as `typeName` (parse, encode, decode, render). All or nothing:
+ * the input is never modified; any error throws PatchFailure.
+ */
+export function applyPatches(
+  typeName: string,
+  request: JsonObject,
+  patches: readonly PatchOp[],
+): { json: JsonObject; message: unknown } {
+  checkPatchPointers(typeName, patches);
+  const ops = patches.map((p) => ({ ...p })) as unknown as Operation[];
+  let candidate: unknown;
+  try {
+    // validateOperation: op names, required value/from, parents that exist; mutate the copy only.
+    candidate = fjp.applyPatch(structuredClone(request), ops, true, true, true).newDocument;
+  } catch (e) {
+    if (e instanceof fjp.JsonPatchError) {
+      const i = e.index ?? 0;
+      const p = patches[i];
+      const first = e.message.split('\n')[0];
+      throw new PatchFailure('patch', `patch #${i} (${p?.op} ${p?.path}) failed: ${first} (${e.name})`);
+    }
+    throw new PatchFailure('patch', `patch could not be applied: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof candidate !== 'object' || candidate === null || Array.isArray(candidate))
+    throw new PatchFailure('revalidate', `patched operation is not a JSON object, so not a ${typeName}`);
+  try {
+    const c = canonicalize(typeName, candidate);
+    return { json: c.json, message: c.message };
+  } catch (e) {
+    if (e instanceof ProtoJsonError)
+      throw new PatchFailure('revalidate', `patched operation is not a valid ${typeName}: ${e.message}`);
+    throw new PatchFailure(
+      'revalidate',
+      `patched operation could not be re-encoded: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Whether a value can travel as a google.protobuf.Struct (plain JSON, finite numbers). */
+export function structProblem(v: unknown, path = ''): string | undefined {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return undefined;
+  if (typeof v === 'number')
+    return Number.isFinite(v) ? undefined : `${path || '(root)'}: ${v} is not a JSON number`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = structProblem(v[i], `${path}/${i}`);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const [k, x] of Object.entries(v)) {
+      const p = structProblem(x, `${path}/${k}`);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  return `${path || '(root)'}: a ${typeof v} is not JSON`;
+}
