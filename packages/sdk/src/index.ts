@@ -17,6 +17,14 @@ export type {
   ProviderProfileSnapshot,
 } from '@openshell-interceptors/protocol';
 export { principalList, principalSubject } from '@openshell-interceptors/protocol';
+export {
+  AuthError,
+  type AuthFailureReason,
+  createTokenVerifier,
+  type TokenVerifier,
+  type TokenVerifierOptions,
+  type VerifiedToken,
+} from './auth.js';
 export { compose } from './compose.js';
 export { type ContractRule, ContractViolationError, EvaluateError } from './errors.js';
 export { defaultBindingId, type InterceptorBuilder, interceptor } from './interceptor.js';
@@ -35,6 +43,13 @@ export {
   pointer,
 } from './results.js';
 export { operationLabels } from './selector.js';
+export {
+  type RunningServer,
+  type ServeAuthOptions,
+  type ServeOptions,
+  type ServeTlsOptions,
+  serve,
+} from './serve.js';
 export type {
   BindingOptions,
   DeepReadonly,
