@@ -682,7 +682,7 @@ class GatewayRuntime implements Gateway {
   ): void {
     const rec = r.record;
     const labels = { interceptor: pb.interceptor, binding_id: pb.bindingId };
-    this.metrics.evaluations.inc({ ...labels, decision: rec.decision });
+    this.metrics.evaluations.inc({ decision: rec.decision, ...labels });
     this.metrics.latency.observe({ interceptor: pb.interceptor, phase: pb.phase }, rec.latencyMs / 1000);
     if (rec.applied) this.metrics.patches.inc(labels, rec.patches.length);
     const fields = {

@@ -91,6 +91,8 @@ export interface RecordedCall {
   evaluation?: InterceptorEvaluation;
   phase?: Phase;
   operation?: Record<string, unknown>;
+  /** Milliseconds left until the deadline the caller sent (Infinity when none). */
+  deadlineRemainingMs: number;
   /** Decoded claims and header of the bearer token, when one was sent. */
   token?: { raw: string; header: Record<string, unknown>; claims: Record<string, unknown> };
 }
@@ -258,7 +260,9 @@ export async function startInterceptorServer(
     body: (req: Req, rec: RecordedCall) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      const rec: RecordedCall = { rpc, metadata: metadataOf(call.metadata) };
+      const d = call.getDeadline();
+      const deadlineRemainingMs = d instanceof Date ? d.getTime() - Date.now() : d - Date.now();
+      const rec: RecordedCall = { rpc, metadata: metadataOf(call.metadata), deadlineRemainingMs };
       calls.push(rec);
       active++;
       maxActive = Math.max(maxActive, active);
