@@ -19,5 +19,10 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'Policy authority (RFC 0005): keygen, sign, verify bundles, check a driver',
     load: async () => (await import('./policy.js')).default,
   },
+  {
+    name: 'serve',
+    summary: 'Serve an interceptor module over gRPC',
+    load: async () => (await import('./serve.js')).default,
+  },
   { name: 'demo', summary: 'Run the end-to-end demo', load: async () => (await import('./demo.js')).default },
 ];
