@@ -509,6 +509,7 @@ class GatewayRuntime implements Gateway {
           call.signal,
         );
         evaluations.push(r.record);
+        if (call.signal?.aborted) return refuse('CANCELLED', 'the API call was cancelled');
         if (r.kind === 'deny') return refuse(r.status.code, r.status.message);
         if (r.kind === 'failure') {
           if (pb.failurePolicy === 'fail_closed')

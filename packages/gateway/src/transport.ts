@@ -86,6 +86,9 @@ async function channelFor(
     'grpc.max_receive_message_length': ic.maxResponseBytes,
     // Never retry an Evaluate, not even transparently (CONTRACT section 6, ours).
     'grpc.enable_retries': 0,
+    // Reconnect soon after an interceptor restarts; the breaker, not the channel, paces probes.
+    'grpc.initial_reconnect_backoff_ms': 250,
+    'grpc.max_reconnect_backoff_ms': 5_000,
   };
   if (ic.endpoint.kind !== 'https') return { creds: grpc.credentials.createInsecure(), options };
   let ca: Buffer | null = null;
