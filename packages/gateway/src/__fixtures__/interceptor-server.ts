@@ -144,7 +144,7 @@ function profileOf(p: { id: string; displayName?: string }): openshellV1.Provide
     binaries: [],
     inferenceCapable: false,
     discovery: undefined,
-    resourceVersion: '',
+    resourceVersion: '0',
     annotations: {},
     source: '',
     scope: '',
