@@ -19,7 +19,7 @@ const profile = (id: string): openshellV1.ProviderProfile => ({
   binaries: [],
   inferenceCapable: false,
   discovery: undefined,
-  resourceVersion: '',
+  resourceVersion: '0',
   annotations: {},
   source: '',
   scope: '',
