@@ -160,6 +160,14 @@ function defaultLogger(): pino.Logger {
   return pino({ name: 'openshell-gateway' }, pino.destination({ dest: 2, sync: true }));
 }
 
+/** A pino logger for the runtime writing JSON lines to `stream` (the CLI passes its stderr). */
+export function gatewayLogger(
+  stream: NodeJS.WritableStream,
+  level: pino.LevelWithSilent = 'info',
+): pino.Logger {
+  return pino({ name: 'openshell-gateway', level }, stream);
+}
+
 async function metadataFor(
   ic: InterceptorConfig,
   authenticated: boolean,

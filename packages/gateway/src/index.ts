@@ -27,6 +27,7 @@ export {
   type EvaluationRecord,
   type Gateway,
   type GatewayOptions,
+  gatewayLogger,
   type InterceptCall,
   type InterceptOutcome,
 } from './gateway.js';

@@ -24,5 +24,15 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'Serve an interceptor module over gRPC',
     load: async () => (await import('./serve.js')).default,
   },
+  {
+    name: 'plan',
+    summary: 'Connect to the configured interceptors and print the execution plan',
+    load: async () => (await import('./plan.js')).default,
+  },
+  {
+    name: 'evaluate',
+    summary: 'Run one operation through the live interceptors and print what happened',
+    load: async () => (await import('./evaluate.js')).default,
+  },
   { name: 'demo', summary: 'Run the end-to-end demo', load: async () => (await import('./demo.js')).default },
 ];
