@@ -22,7 +22,12 @@ export {
   type FindingStatus,
   runDriverConformance,
 } from './conformance.js';
-export { DriverCallError, type DriverConnectionOptions, PolicyDriverConnection } from './driver/client.js';
+export {
+  DriverCallError,
+  type DriverCallOptions,
+  type DriverConnectionOptions,
+  PolicyDriverConnection,
+} from './driver/client.js';
 export {
   definePolicyDriver,
   isNoVerifiedPolicy,
@@ -61,6 +66,16 @@ export {
   type VerificationFailureCode,
 } from './errors.js';
 export { FileFormatError, parseStructured, writeFileAtomic } from './files.js';
+export {
+  createPolicyAuthorityInterceptor,
+  DRAFT_CHUNK_METHODS,
+  POLICY_ANNOTATION_PREFIX,
+  POLICY_ANNOTATIONS,
+  type PolicyAuthority,
+  type PolicyAuthorityOptions,
+  policyAnnotations,
+} from './interceptor/authority.js';
+export { HandleJournal, type JournalEntry, sandboxKey } from './interceptor/journal.js';
 export {
   generateSigningKey,
   isValidKeyId,

@@ -1,4 +1,11 @@
-import { type ChannelCredentials, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  type ChannelCredentials,
+  type ClientUnaryCall,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import { type GrpcCodeName, grpcCodeName, policyDriverV1 } from '@openshell-interceptors/protocol';
 import type { Projection } from '../projection.js';
 import type { PolicyDriverCapabilities, ProjectionOutcome, RuntimeContext } from './define.js';
@@ -17,6 +24,14 @@ export interface DriverConnectionOptions {
     /** Override the name checked against the server certificate. */
     readonly serverName?: string;
   };
+}
+
+/** Per-call limits on top of the connection's deadline. */
+export interface DriverCallOptions {
+  /** Epoch milliseconds; the earlier of this and the connection deadline applies. */
+  readonly deadline?: number;
+  /** Cancels the call (it then fails with CANCELLED). */
+  readonly signal?: AbortSignal;
 }
 
 /** A driver call that did not succeed: transport, deadline, or a status the driver returned. */
@@ -87,28 +102,40 @@ export class PolicyDriverConnection {
       md: Metadata,
       opts: { deadline: Date },
       cb: (err: ServiceError | null, res: Res) => void,
-    ) => unknown,
+    ) => ClientUnaryCall,
     req: Req,
+    opts: DriverCallOptions = {},
   ): Promise<Res> {
+    const deadline = Math.min(Date.now() + this.deadlineMs, opts.deadline ?? Number.POSITIVE_INFINITY);
     return new Promise((resolve, reject) => {
-      method.call(
+      if (opts.signal?.aborted) {
+        reject(new DriverCallError(rpc, status.CANCELLED, 'cancelled before the call'));
+        return;
+      }
+      const onAbort = () => call.cancel();
+      const call = method.call(
         this.client,
         req,
         new Metadata(),
-        { deadline: new Date(Date.now() + this.deadlineMs) },
+        { deadline: new Date(deadline) },
         (err, res) => {
+          opts.signal?.removeEventListener('abort', onAbort);
           if (err) reject(isServiceError(err) ? new DriverCallError(rpc, err.code, err.details) : err);
           else resolve(res);
         },
       );
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
-  async getCapabilities(): Promise<PolicyDriverCapabilities & { features: string[] }> {
+  async getCapabilities(
+    opts?: DriverCallOptions,
+  ): Promise<PolicyDriverCapabilities & { features: string[] }> {
     const r = await this.call<policyDriverV1.GetCapabilitiesRequest, policyDriverV1.GetCapabilitiesResponse>(
       'GetCapabilities',
       this.client.getCapabilities,
       {},
+      opts,
     );
     return {
       supportedSurfaces: r.supportedSurfaces,
@@ -118,7 +145,7 @@ export class PolicyDriverConnection {
     };
   }
 
-  async acquireHandle(ctx: RuntimeContext): Promise<string> {
+  async acquireHandle(ctx: RuntimeContext, opts?: DriverCallOptions): Promise<string> {
     const r = await this.call<policyDriverV1.AcquireHandleRequest, policyDriverV1.AcquireHandleResponse>(
       'AcquireHandle',
       this.client.acquireHandle,
@@ -129,6 +156,7 @@ export class PolicyDriverConnection {
           attributes: { ...ctx.attributes },
         },
       },
+      opts,
     );
     if (r.handle === '')
       throw new DriverCallError('AcquireHandle', status.INTERNAL, 'driver returned an empty handle');
@@ -136,11 +164,16 @@ export class PolicyDriverConnection {
   }
 
   /** The projection, or `{ noVerifiedPolicy: reason }`. Nothing is verified here: see `verifyProjection`. */
-  async getProjection(handle: string, surfaceId: string): Promise<ProjectionOutcome> {
+  async getProjection(
+    handle: string,
+    surfaceId: string,
+    opts?: DriverCallOptions,
+  ): Promise<ProjectionOutcome> {
     const r = await this.call<policyDriverV1.GetProjectionRequest, policyDriverV1.GetProjectionResponse>(
       'GetProjection',
       this.client.getProjection,
       { handle, surfaceId },
+      opts,
     );
     if (r.projection) return r.projection as Projection;
     if (r.noVerifiedPolicy) return { noVerifiedPolicy: r.noVerifiedPolicy.reason };
@@ -152,11 +185,12 @@ export class PolicyDriverConnection {
   }
 
   /** True when the driver held the handle; false when unknown or already released. */
-  async releaseHandle(handle: string): Promise<boolean> {
+  async releaseHandle(handle: string, opts?: DriverCallOptions): Promise<boolean> {
     const r = await this.call<policyDriverV1.ReleaseHandleRequest, policyDriverV1.ReleaseHandleResponse>(
       'ReleaseHandle',
       this.client.releaseHandle,
       { handle },
+      opts,
     );
     return r.released;
   }
