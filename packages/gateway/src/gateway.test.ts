@@ -1,4 +1,5 @@
 import type { JsonObject } from '@openshell-interceptors/protocol';
+import { propagation, type TextMapPropagator } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureLogs, configFor } from './__fixtures__/harness.js';
 import {
@@ -484,5 +485,26 @@ describe('intercept: post_commit', () => {
     expect(out.evaluations[0]).toMatchObject({ decision: 'error', layer: 'struct' });
     expect(out.evaluations[0]?.error).toMatch(/cannot be turned into a Struct/);
     expect(f.evaluations()).toHaveLength(0);
+  });
+});
+
+describe('tracing', () => {
+  it('injects trace context into the Evaluate metadata through the registered propagator', async () => {
+    const probe: TextMapPropagator = {
+      inject: (_ctx, carrier, setter) => setter.set(carrier, 'x-trace-probe', 'propagated'),
+      extract: (ctx) => ctx,
+      fields: () => ['x-trace-probe'],
+    };
+    propagation.setGlobalPropagator(probe);
+    try {
+      const f = await serve({
+        manifest: { name: 't', bindings: [{ id: 'b', rpc: CS, phases: ['validate'] }] },
+      });
+      const { gw } = await start([{ name: 't', grpc_endpoint: f.endpoint }]);
+      await gw.intercept({ method: 'CreateSandbox', request: sandboxRequest() });
+      expect(f.evaluations()[0]?.metadata['x-trace-probe']).toBe('propagated');
+    } finally {
+      propagation.disable();
+    }
   });
 });

@@ -18,6 +18,7 @@ import {
   principalSubject,
   type Route,
 } from '@openshell-interceptors/protocol';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type CircuitBreaker from 'opossum';
 import pLimit, { type LimitFunction } from 'p-limit';
 import pino from 'pino';
@@ -147,6 +148,9 @@ interface Runtime {
   readonly breaker?: CircuitBreaker<[TransportCall, Step<EvalAnswer>], EvalAnswer>;
   readonly layers: readonly Layer<EvalAnswer>[];
 }
+
+/** Spans are no-ops unless the application registers an OpenTelemetry SDK. */
+const tracer = trace.getTracer('@openshell-interceptors/gateway');
 
 const RETRYABLE: ReadonlySet<string> = new Set([
   'UNAVAILABLE',
@@ -579,6 +583,18 @@ class GatewayRuntime implements Gateway {
   ): Promise<BindingResult> {
     const rt = this.runtimes.get(pb.interceptor) as Runtime;
     const started = performance.now();
+    const span = tracer.startSpan(`interceptor ${pb.interceptor} ${pb.phase}`, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'rpc.system': 'grpc',
+        'rpc.service': 'openshell.gateway_interceptor.v1.GatewayInterceptor',
+        'rpc.method': 'Evaluate',
+        'openshell.interceptor': pb.interceptor,
+        'openshell.binding_id': pb.bindingId,
+        'openshell.phase': pb.phase,
+        'openshell.operation': `${route.service}/${route.method}`,
+      },
+    });
     let result: InterceptorResult | undefined;
     let patches: PatchOp[] = [];
     let applied = false;
@@ -617,6 +633,8 @@ class GatewayRuntime implements Gateway {
         ...evaluationPhaseFields(pb.phase, op),
       };
       const metadata = await metadataFor(rt.config, rt.authenticated, this.minter);
+      // W3C trace context (when a propagator is registered) travels with the call.
+      propagation.inject(trace.setSpan(context.active(), span), metadata);
       const ac = new AbortController();
       const onAbort = () => ac.abort();
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -678,6 +696,12 @@ class GatewayRuntime implements Gateway {
       const f = e instanceof Failure ? e : new Failure('transport', errorMessage(e));
       outcome = { kind: 'failure', record: finish('error', f.message, f.layer), cause: f.message };
     }
+    span.setAttribute('openshell.decision', outcome.record.decision);
+    if (outcome.kind === 'failure') {
+      span.setAttribute('openshell.failed_layer', outcome.record.layer ?? 'unknown');
+      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.cause });
+    }
+    span.end();
     this.observe(route, pb, principal, outcome, result);
     return outcome;
   }
