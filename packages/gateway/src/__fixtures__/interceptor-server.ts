@@ -102,6 +102,8 @@ type Answer = { error: { code: GrpcCodeName; message?: string } } | { result: Pa
 export interface FixtureOptions {
   /** `unix:///abs/path` or omitted for 127.0.0.1 on a free port. */
   unixPath?: string;
+  /** Serve TLS with this certificate chain and key (PEM); listens on localhost. */
+  tls?: { cert: Buffer; key: Buffer };
   /** Replace the scripted Evaluate (in-process tests that need code). */
   evaluate?: (ev: InterceptorEvaluation, call: RecordedCall) => Promise<Answer> | Answer;
 }
@@ -316,13 +318,22 @@ export async function startInterceptorServer(
     ),
   });
 
-  const bindAddress = opts.unixPath ? `unix://${opts.unixPath}` : '127.0.0.1:0';
+  const bindAddress = opts.unixPath ? `unix://${opts.unixPath}` : opts.tls ? 'localhost:0' : '127.0.0.1:0';
+  const creds = opts.tls
+    ? grpc.ServerCredentials.createSsl(
+        null,
+        [{ private_key: opts.tls.key, cert_chain: opts.tls.cert }],
+        false,
+      )
+    : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(bindAddress, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    );
+    server.bindAsync(bindAddress, creds, (err, p) => (err ? reject(err) : resolve(p)));
   });
-  const endpoint = opts.unixPath ? `unix://${opts.unixPath}` : `http://127.0.0.1:${port}`;
+  const endpoint = opts.unixPath
+    ? `unix://${opts.unixPath}`
+    : opts.tls
+      ? `https://localhost:${port}`
+      : `http://127.0.0.1:${port}`;
   return {
     endpoint,
     calls,
