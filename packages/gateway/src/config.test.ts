@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   DEFAULTS,
   GatewayConfigError,
+  gatewayConfigFromObject,
   loadGatewayConfig,
   parseDuration,
   parseGatewayConfig,
@@ -309,5 +310,21 @@ describe('loadGatewayConfig', () => {
     expect(cfg.jwt?.privateKeyPath).toBe(join(dir, 'gw.pem'));
     expect(cfg.source).toBe(path);
     await expect(loadGatewayConfig(join(dir, 'missing.toml'))).rejects.toThrow(/missing\.toml: cannot read/);
+  });
+});
+
+describe('gatewayConfigFromObject', () => {
+  it('applies the same rules to a configuration built in code', () => {
+    const cfg = gatewayConfigFromObject({
+      gateway_id: 'harness',
+      interceptors: [
+        { name: 'a', grpc_endpoint: 'http://in-process.invalid:1', allow_insecure_transport: true },
+      ],
+    });
+    expect(cfg.issuer).toBe('openshell-gateway:harness');
+    expect(cfg.interceptors[0]?.timeoutMs).toBe(500);
+    expect(() =>
+      gatewayConfigFromObject({ interceptors: [{ name: 'a', grpc_endpoint: 'http://x:1', timeout: 5 }] }),
+    ).toThrow("interceptor 'a': key 'timeout' = 5: expected a string");
   });
 });

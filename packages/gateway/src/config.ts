@@ -522,7 +522,7 @@ export function parseGatewayConfig(
   tomlText: string,
   opts: { source?: string; baseDir?: string } = {},
 ): GatewayConfig {
-  const { source, baseDir } = opts;
+  const { source } = opts;
   const top: Ctx = new Ctx(source, 'gateway config');
   let doc: Table;
   try {
@@ -545,7 +545,21 @@ export function parseGatewayConfig(
       top.fail(`openshell.${k}`, openshell[k], 'unknown table; expected [openshell.gateway]');
   const gw = openshell.gateway;
   if (!isTable(gw)) top.fail('openshell.gateway', gw, 'expected a table');
+  return gatewayConfigFromObject(gw, opts);
+}
+
+/**
+ * The same rules as `parseGatewayConfig`, for the contents of `[openshell.gateway]` given as
+ * a plain object with the TOML key names (`{ gateway_id, interceptors: [{ name, grpc_endpoint, … }] }`).
+ * For harnesses that build a configuration in code.
+ */
+export function gatewayConfigFromObject(
+  gw: Record<string, unknown>,
+  opts: { source?: string; baseDir?: string } = {},
+): GatewayConfig {
+  const { source, baseDir } = opts;
   const ctx: Ctx = new Ctx(source, '[openshell.gateway]');
+  if (!isTable(gw)) ctx.fail(undefined, gw, 'expected a table');
   rejectUnknown(ctx, gw, GATEWAY_KEYS);
 
   const gatewayId = stringKey(ctx, gw, 'gateway_id') ?? DEFAULT_GATEWAY_ID;

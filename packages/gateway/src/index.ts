@@ -7,6 +7,7 @@ export {
   type Endpoint,
   type GatewayConfig,
   GatewayConfigError,
+  gatewayConfigFromObject,
   type InterceptorConfig,
   type JwtSigningConfig,
   loadGatewayConfig,
