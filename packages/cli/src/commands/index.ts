@@ -16,7 +16,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'policy',
-    summary: 'Policy authority (RFC 0005): keygen, sign, verify bundles, check a driver',
+    summary: 'Policy authority (RFC 0005): keys, signed bundles, driver checks, the enforcing interceptor',
     load: async () => (await import('./policy.js')).default,
   },
   {

@@ -238,3 +238,46 @@ describe('policy check-driver', () => {
     expect((await cli('check-driver', '127.0.0.1:1', '--deadline', 'soon')).code).toBe(2);
   });
 });
+
+describe('policy serve', () => {
+  it('exit 2 without --driver, --listen or an authentication choice, naming what is missing', async () => {
+    const noDriver = await cli('serve', '--listen', 'unix:///tmp/x.sock', '--insecure');
+    expect(noDriver.code).toBe(2);
+    expect(noDriver.stderr).toContain('--driver');
+    const noListen = await cli('serve', '--driver', 'unix:///tmp/d.sock', '--insecure');
+    expect(noListen.code).toBe(2);
+    expect(noListen.stderr).toContain('--listen');
+    const noAuth = await cli('serve', '--driver', 'unix:///tmp/d.sock', '--listen', 'unix:///tmp/x.sock');
+    expect(noAuth.code).toBe(2);
+    expect(noAuth.stderr).toContain('--insecure');
+    const both = await cli(
+      'serve',
+      '--driver',
+      'unix:///tmp/d.sock',
+      '--listen',
+      '127.0.0.1:0',
+      '--insecure',
+      '--jwks',
+      'x',
+    );
+    expect(both.code).toBe(2);
+  });
+
+  it('exit 2 for a malformed driver endpoint or an unloadable trust store', async () => {
+    const bad = await cli('serve', '--driver', 'unix://relative', '--listen', '127.0.0.1:0', '--insecure');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('absolute path');
+    const trust = await cli(
+      'serve',
+      '--driver',
+      'unix:///tmp/d.sock',
+      '--listen',
+      '127.0.0.1:0',
+      '--insecure',
+      '--trust',
+      'nope',
+    );
+    expect(trust.code).toBe(2);
+    expect(trust.stderr).toContain('nope');
+  });
+});

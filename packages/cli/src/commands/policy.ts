@@ -40,7 +40,13 @@ const USAGE = `openshell-interceptors policy <subcommand> [options]
   policy check-driver <endpoint> [--trust DIR|JWKS] [--surface ID] [--user SUBJECT]
               [--attr KEY=VALUE]... [--deadline MS] [--tls-ca FILE] [--tls-server-name NAME] [--json]
       Conformance run against a policy driver (unix:///path, host:port, https://host:port);
-      exit 1 when any check fails.`;
+      exit 1 when any check fails.
+  policy serve --driver ENDPOINT --listen ADDR [--trust DIR|JWKS] [--state DIR] [--surface ID]
+              [--name NAME] [--driver-deadline MS] [--tenant-from-principal KEY]
+              (--jwks FILE | --public-key FILE [--gateway-id ID] [--audience AUD] | --insecure)
+      Serve the enforcing interceptor: the driver is the policy authority for new sandboxes,
+      projections are verified with --trust, handles are journaled in --state.
+      Prints 'listening on <addr>'; SIGTERM/SIGINT shut it down cleanly.`;
 
 function keyValues(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -320,23 +326,106 @@ async function checkDriver(argv: string[], ctx: CommandContext): Promise<number>
   }
 }
 
+async function serveAuthority(argv: string[], ctx: CommandContext): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      driver: { type: 'string' },
+      listen: { type: 'string' },
+      trust: { type: 'string' },
+      state: { type: 'string' },
+      surface: { type: 'string' },
+      name: { type: 'string' },
+      'driver-deadline': { type: 'string' },
+      'tenant-from-principal': { type: 'string' },
+      jwks: { type: 'string' },
+      'public-key': { type: 'string' },
+      'gateway-id': { type: 'string' },
+      audience: { type: 'string' },
+      insecure: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
+  if (!values.driver) throw new UsageError('serve needs --driver ENDPOINT');
+  if (!values.listen) throw new UsageError('serve needs --listen ADDR');
+  if (values.jwks && values['public-key']) throw new UsageError('give only one of --jwks, --public-key');
+  const hasKey = Boolean(values.jwks || values['public-key']);
+  if (values.insecure && (hasKey || values['gateway-id'] || values.audience)) {
+    throw new UsageError('--insecure cannot be combined with token options');
+  }
+  if (!values.insecure && !hasKey) {
+    throw new UsageError('authentication needs --jwks or --public-key (or --insecure to run without it)');
+  }
+  const deadlineMs = values['driver-deadline'] === undefined ? 2000 : Number(values['driver-deadline']);
+  if (!Number.isInteger(deadlineMs) || deadlineMs <= 0) {
+    throw new UsageError('--driver-deadline must be a positive integer (ms)');
+  }
+  const trust = values.trust ? await loadTrust(resolve(ctx.cwd, values.trust)) : undefined;
+  const tenantKey = values['tenant-from-principal'];
+  const { createPolicyAuthorityInterceptor } = await import('@openshell-interceptors/policy-authority');
+  const { serve } = await import('@openshell-interceptors/sdk');
+  let authority: Awaited<ReturnType<typeof createPolicyAuthorityInterceptor>>;
+  try {
+    authority = await createPolicyAuthorityInterceptor({
+      driver: values.driver,
+      driverOptions: { deadlineMs },
+      ...(trust ? { trust } : {}),
+      ...(values.state ? { stateDir: resolve(ctx.cwd, values.state) } : {}),
+      ...(values.surface ? { surface: values.surface } : {}),
+      ...(values.name ? { name: values.name } : {}),
+      ...(tenantKey ? { tenantOf: (p: Readonly<Record<string, string>>) => p[tenantKey] } : {}),
+    });
+  } catch (err) {
+    if (err instanceof EndpointError) throw new UsageError(err.message);
+    throw new StartupError((err as Error).message);
+  }
+  const common = {
+    ...(values['gateway-id'] ? { gatewayId: values['gateway-id'] } : {}),
+    ...(values.audience ? { audience: values.audience } : {}),
+  };
+  let server: Awaited<ReturnType<typeof serve>>;
+  try {
+    server = await serve(authority.interceptor, {
+      listen: values.listen,
+      handleSignals: true,
+      ...(values.insecure
+        ? { insecure: true }
+        : {
+            auth: values.jwks
+              ? { ...common, jwksFile: resolve(ctx.cwd, values.jwks) }
+              : { ...common, publicKeyFile: resolve(ctx.cwd, values['public-key']!) },
+          }),
+    });
+  } catch (err) {
+    authority.close();
+    throw new StartupError((err as Error).message);
+  }
+  ctx.stdout.write(`listening on ${server.address}\n`);
+  await server.closed;
+  authority.close();
+  return EXIT.ok;
+}
+
 const SUBCOMMANDS: Record<string, (argv: string[], ctx: CommandContext) => Promise<number>> = {
   keygen,
   sign,
   verify,
   'check-driver': checkDriver,
+  serve: serveAuthority,
 };
 
 const command: Command = {
   name: 'policy',
-  summary: 'Policy authority (RFC 0005): keygen, sign, verify bundles, check a driver',
+  summary: 'Policy authority (RFC 0005): keys, signed bundles, driver checks, the enforcing interceptor',
   usage: USAGE,
   async run(argv, ctx) {
     const [sub, ...rest] = argv;
     if (sub === undefined)
-      throw new UsageError('a subcommand is required: keygen, sign, verify or check-driver');
+      throw new UsageError('a subcommand is required: keygen, sign, verify, check-driver or serve');
     const fn = SUBCOMMANDS[sub];
-    if (!fn) throw new UsageError(`unknown subcommand '${sub}' (keygen, sign, verify, check-driver)`);
+    if (!fn) throw new UsageError(`unknown subcommand '${sub}' (keygen, sign, verify, check-driver, serve)`);
     return fn(rest, ctx);
   },
 };

@@ -16,6 +16,11 @@ type PemInput = string | Buffer;
 export interface DriverConnectionOptions {
   /** Per-call deadline in milliseconds, default 2000. */
   readonly deadlineMs?: number;
+  /**
+   * Wait (within the deadline) for a driver that is reconnecting instead of failing
+   * at once, so the first call after a driver restart succeeds. Default true.
+   */
+  readonly waitForReady?: boolean;
   /** For `https://` endpoints: CA bundle (default: platform roots) and an optional client certificate. */
   readonly tls?: {
     readonly ca?: PemInput;
@@ -66,6 +71,7 @@ function isServiceError(e: unknown): e is ServiceError {
 export class PolicyDriverConnection {
   readonly endpoint: DriverEndpoint;
   readonly deadlineMs: number;
+  private readonly waitForReady: boolean;
   private readonly client: policyDriverV1.PolicyDriverClient;
 
   constructor(endpoint: string, options: DriverConnectionOptions = {}) {
@@ -75,11 +81,12 @@ export class PolicyDriverConnection {
     }
     this.deadlineMs = options.deadlineMs ?? 2000;
     if (!(this.deadlineMs > 0)) throw new Error('deadlineMs must be positive');
+    this.waitForReady = options.waitForReady ?? true;
     let creds: ChannelCredentials;
     const channelOptions: Record<string, string | number> = {
       // A driver restart must not leave the connection in a long backoff.
       'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2000,
+      'grpc.max_reconnect_backoff_ms': 1000,
     };
     if (this.endpoint.kind === 'tcp' && this.endpoint.tls) {
       const t = options.tls ?? {};
@@ -116,7 +123,8 @@ export class PolicyDriverConnection {
       const call = method.call(
         this.client,
         req,
-        new Metadata(),
+        // waitForReady is a metadata option in grpc-js, not a call option.
+        new Metadata({ waitForReady: this.waitForReady }),
         { deadline: new Date(deadline) },
         (err, res) => {
           opts.signal?.removeEventListener('abort', onAbort);
