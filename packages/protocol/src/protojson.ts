@@ -70,12 +70,18 @@ function cloneJson(v: unknown, path: string): JsonValue {
     const out: JsonObject = {};
     for (const [k, x] of Object.entries(v)) {
       if (x === undefined) continue;
+      if (k === PROTO_KEY) throw new ProtoJsonError(`${path}/${k}`, PROTO_KEY_PROBLEM);
       out[k] = cloneJson(x, `${path}/${escapeToken(k)}`);
     }
     return out;
   }
   throw new ProtoJsonError(path, `a JSON value cannot hold ${typeof v}`);
 }
+
+// Assigning "__proto__" on a plain object sets its prototype instead of a key, and the
+// generated decoders do exactly that, so such a key would vanish on the way through.
+const PROTO_KEY = '__proto__';
+const PROTO_KEY_PROBLEM = 'the key "__proto__" cannot be represented (it would be dropped on decode)';
 
 const escapeToken = (t: string) => t.replace(/~/g, '~0').replace(/\//g, '~1');
 
@@ -221,6 +227,7 @@ export class ProtoJson {
       for (const k in raw) {
         if (!Object.hasOwn(raw, k)) continue;
         const x = raw[k];
+        if (k === PROTO_KEY) throw err({ parent: path, token: k }, PROTO_KEY_PROBLEM);
         if (f.mapKey !== 'string') this.parseScalar(f.mapKey ?? 'string', k, path, k, true);
         if (x === null && !(valueKind === 'message' && f.type === VALUE)) {
           throw err({ parent: path, token: k }, 'a map value cannot be null');
