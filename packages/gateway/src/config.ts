@@ -148,7 +148,12 @@ function show(v: unknown): string {
   try {
     return JSON.stringify(v) ?? String(v);
   } catch {
-    return String(v);
+    // Too deeply nested for JSON.stringify; TOML tables have no prototype, so String() throws too.
+    return Array.isArray(v)
+      ? '(a deeply nested list)'
+      : typeof v === 'object'
+        ? '(a deeply nested table)'
+        : '?';
   }
 }
 
