@@ -100,6 +100,14 @@ export interface TokenVerifier {
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const DEFAULT_CLOCK_TOLERANCE_SECONDS = 30;
 
+/**
+ * The last character of a base64url segment can carry unused bits; decoders ignore them,
+ * so one signed token would have many spellings. Only the canonical one is accepted.
+ */
+function isCanonicalBase64url(segment: string): boolean {
+  return Buffer.from(segment, 'base64url').toString('base64url') === segment;
+}
+
 type KeySource =
   | { kind: 'key'; key: KeyObject | Uint8Array | webcrypto.CryptoKey; keyId: string | undefined }
   | { kind: 'set'; getKey: JWTVerifyGetKey };
@@ -211,6 +219,7 @@ export async function createTokenVerifier(options: TokenVerifierOptions): Promis
         const m = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization);
         if (!m || !JWT_SHAPE.test(m[1]!)) throw new AuthError('malformed');
         const token = m[1]!;
+        if (!token.split('.').every(isCanonicalBase64url)) throw new AuthError('malformed');
         let header: ReturnType<typeof decodeProtectedHeader>;
         try {
           header = decodeProtectedHeader(token);
