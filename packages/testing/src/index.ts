@@ -1,0 +1,37 @@
+// @openshell-interceptors/testing: test interceptors with exactly the gateway's semantics.
+// Matchers for vitest: `import '@openshell-interceptors/testing/vitest'`.
+
+export {
+  type JsonObject,
+  type Overlay,
+  principals,
+  REQUEST_FIXTURES,
+  RESPONSE_FIXTURES,
+  requestFixture,
+  responseFixture,
+} from './fixtures.js';
+export {
+  type CallOptions,
+  type CallResult,
+  type TestBindingEntry,
+  type TestBreakerSettings,
+  type TestEndpointEntry,
+  type TestGateway,
+  type TestGatewayInterceptor,
+  type TestGatewayOptions,
+  type TestInterceptorEntry,
+  type TestInterceptorSettings,
+  type TestTransport,
+  testGateway,
+} from './gateway.js';
+export { type InProcessTransportOptions, inProcessTransport } from './in-process.js';
+export { createTestSigningKey, type TestSigningKey } from './keys.js';
+export type { LogLine } from './logs.js';
+export {
+  type AnnotationFilter,
+  describeEvaluations,
+  type InterceptorMatchers,
+  interceptorMatchers,
+  type MatcherContext,
+  type MatcherResult,
+} from './matchers.js';
