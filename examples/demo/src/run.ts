@@ -3,7 +3,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { RedisQuotaStore } from '@openshell-interceptors/example-quota';
 import {
   createGateway,
   type EvaluationRecord,
@@ -38,6 +40,8 @@ export interface DemoOptions {
   readonly redisUrl?: string;
   /** Keep the temp directory (config, keys, audit log) instead of removing it. */
   readonly keep?: boolean;
+  /** Wait this long before each step, to follow the story live (default 0). */
+  readonly paceMs?: number;
   /** Abort the story (Ctrl-C): everything started is stopped. */
   readonly signal?: AbortSignal;
   readonly onEvent?: (event: DemoEvent) => void;
@@ -212,6 +216,19 @@ function memoryLogger(lines: string[]): pino.Logger {
   return pino({ name: 'openshell-gateway', level: 'warn' }, stream);
 }
 
+/** Remove the keys this run's quota service left in a shared Redis (best effort). */
+async function dropRedisKeys(url: string, prefix: string): Promise<void> {
+  const store = RedisQuotaStore.connect(url, { prefix, commandTimeoutMs: 2000 });
+  try {
+    const keys = await store.client.keys(`${store.keyPrefix}*`);
+    if (keys.length) await store.client.del(...keys);
+  } catch {
+    // The demo's result does not depend on it.
+  } finally {
+    await store.close();
+  }
+}
+
 function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new DemoAborted();
 }
@@ -233,10 +250,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const gatewayLog: string[] = [];
   let gateway: Gateway | undefined;
   const shutdown: Record<string, number | null> = {};
+  let redisPrefix: string | undefined;
   try {
     emit({ kind: 'phase', message: `generating an Ed25519 gateway key in ${dir}` });
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    const keyId = `demo-${randomBytes(4).toString('hex')}`;
+    const runId = randomBytes(4).toString('hex');
+    const keyId = `demo-${runId}`;
+    redisPrefix = `openshell-demo-${runId}`;
     await writeFile(join(dir, 'gateway.key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), {
       mode: 0o600,
     });
@@ -256,7 +276,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         // The child reads REDIS_URL too: only what the demo was told may reach it.
         QUOTA_REDIS_URL: redisUrl ?? '',
         REDIS_URL: '',
-        ...(redisUrl ? { QUOTA_REDIS_PREFIX: `openshell-demo-${keyId}` } : {}),
+        ...(redisUrl ? { QUOTA_REDIS_PREFIX: redisPrefix } : {}),
       },
       audit: { AUDIT_FILE: join(dir, 'audit.log') },
     };
@@ -322,6 +342,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const steps: StepResult[] = [];
     for (const [i, step] of STORY.entries()) {
       checkAbort(signal);
+      if (options.paceMs) {
+        try {
+          await sleep(options.paceMs, undefined, signal ? { signal } : {});
+        } catch {
+          throw new DemoAborted();
+        }
+      }
       const index = i + 1;
       const title = step.kind === 'call' ? `${step.actor.name} ${step.title}` : step.title;
       emit({ kind: 'step', index, total: STORY.length, title });
@@ -428,6 +455,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   } finally {
     await gateway?.close().catch(() => {});
     await Promise.all([...services.values()].map((s) => s.stop().catch(() => null)));
+    if (options.redisUrl && redisPrefix) await dropRedisKeys(options.redisUrl, redisPrefix);
     if (!options.keep) await rm(dir, { recursive: true, force: true });
   }
 }

@@ -2,10 +2,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { CliLauncher, DemoEvent, DemoResult, StepResult } from '@openshell-interceptors/example-demo';
-import { type Command, type CommandContext, EXIT, StartupError } from '../command.js';
+import { type Command, type CommandContext, EXIT, StartupError, UsageError } from '../command.js';
 import { colourizer, formatTable, printJson } from '../output.js';
 
-const USAGE = `openshell-interceptors demo [--keep] [--json] [--redis-url <url>]
+const USAGE = `openshell-interceptors demo [--keep] [--json] [--redis-url <url>] [--pace <ms>]
 
 Starts the sample interceptors (naming, tenancy, quota, audit) as real gRPC services,
 the gateway runtime in front of them with JWT auth and a real TOML config, and replays
@@ -16,7 +16,10 @@ expected one. Runs from a checkout of the repository (after 'pnpm build').
 
   --keep             keep the temp directory (gateway.toml, keys, audit.log)
   --json             print one JSON document instead of the tables
-  --redis-url <url>  share quota counts through Redis (default: $REDIS_URL, else in memory)`;
+  --redis-url <url>  share quota counts through Redis (default: $REDIS_URL, else in memory)
+  --pace <ms>        pause before each step, to follow the story live (default 0)
+
+Ctrl-C stops every service and the gateway it started, and removes its temp directory.`;
 
 /** Running from TypeScript sources (tsx, vitest): children run from sources too. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -167,8 +170,12 @@ const command: Command = {
         keep: { type: 'boolean' },
         json: { type: 'boolean' },
         'redis-url': { type: 'string' },
+        pace: { type: 'string' },
       },
     });
+    const paceMs = values.pace === undefined ? 0 : Number(values.pace);
+    if (!Number.isInteger(paceMs) || paceMs < 0 || paceMs > 60_000)
+      throw new UsageError(`--pace must be a number of milliseconds from 0 to 60000, got '${values.pace}'`);
     const demo = await loadDemo();
     const redisUrl = values['redis-url'] || ctx.env.REDIS_URL || undefined;
     const json = values.json === true;
@@ -183,7 +190,7 @@ const command: Command = {
     const onEvent = (e: DemoEvent) => {
       if (e.kind === 'phase') p.line(`… ${e.message}`);
       else if (e.kind === 'service') {
-        p.line(`… ${e.service.name} listening on ${e.service.endpoint}`);
+        p.line(`… ${e.service.name} listening on ${e.service.endpoint} (pid ${e.service.pid})`);
       } else if (e.kind === 'step') {
         if (p.live) p.line(`[${e.index}/${e.total}] ${e.title} …`);
       } else {
@@ -202,6 +209,7 @@ const command: Command = {
         launcher: launcher(),
         ...(redisUrl ? { redisUrl } : {}),
         keep: values.keep === true,
+        paceMs,
         signal: ac.signal,
         onEvent,
       });
@@ -221,7 +229,9 @@ const command: Command = {
       printJson(ctx.stdout, result);
       return result.ok ? EXIT.ok : EXIT.failed;
     }
-    ctx.stdout.write(`\n${c('bold', 'Services')} (real gRPC servers, one process each, gateway token auth)\n`);
+    ctx.stdout.write(
+      `\n${c('bold', 'Services')} (real gRPC servers, one process each, gateway token auth)\n`,
+    );
     ctx.stdout.write(
       formatTable(
         ['service', 'endpoint', 'process', 'notes'],
