@@ -2,6 +2,14 @@
 // Matchers for vitest: `import '@openshell-interceptors/testing/vitest'`.
 
 export {
+  type Fault,
+  type FaultKind,
+  type FaultScope,
+  faults,
+  type RawPatch,
+  withFaults,
+} from './faults.js';
+export {
   type JsonObject,
   type Overlay,
   principals,
@@ -35,3 +43,4 @@ export {
   type MatcherContext,
   type MatcherResult,
 } from './matchers.js';
+export { type SpawnedInterceptor, type SpawnOptions, spawnInterceptor } from './spawn.js';
