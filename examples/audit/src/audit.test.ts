@@ -11,9 +11,14 @@ import {
   ROUTES,
 } from '@openshell-interceptors/protocol';
 import type { InterceptorEvaluation } from '@openshell-interceptors/sdk';
+import {
+  principals,
+  RESPONSE_FIXTURES,
+  type TestGateway,
+  testGateway,
+} from '@openshell-interceptors/testing';
+import '@openshell-interceptors/testing/vitest';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { principals, REQUEST_FIXTURES, RESPONSE_FIXTURES } from '../../../packages/testing/src/fixtures.js';
-import { type Stack, startStack } from './__fixtures__/stack.js';
 import { type AuditRecord, auditOptionsFromEnv, auditTarget, createAuditInterceptor } from './audit.js';
 import { AuditLog, type AuditSink, FileSink } from './log.js';
 
@@ -228,27 +233,24 @@ describe('configuration from the environment', () => {
 });
 
 describe('behind the gateway runtime', () => {
-  let stack: Stack | undefined;
+  let gw: TestGateway | undefined;
   afterEach(async () => {
-    await stack?.close();
-    stack = undefined;
+    await gw?.close();
+    gw = undefined;
   });
 
   it('logs every committed operation of all 25 RPCs, and no secret reaches the file', async () => {
     const file = join(tempDir(), 'audit.log');
     const audit = createAuditInterceptor({ file });
-    stack = await startStack([{ interceptor: audit }]);
+    gw = await testGateway({ interceptors: [audit], transport: 'grpc', principal: alice });
     for (const r of ROUTES) {
-      const m = r.method as InterceptableMethod;
-      const out = await stack.gateway.intercept({
-        method: m,
-        principal: alice,
-        request: REQUEST_FIXTURES[m] as JsonObject,
-        commit: async () => structuredClone(RESPONSE_FIXTURES[m]) as JsonObject,
-      });
+      // The request and response fixtures of each RPC, secrets included.
+      const out = await gw.call(r.method as InterceptableMethod);
+      expect(out).toBeAllowed();
       expect(out.evaluations.map((e) => [e.phase, e.decision])).toEqual([['post_commit', 'allow']]);
     }
-    // A denied or failed call commits nothing, so it is not audited.
+    // A call that commits nothing is not audited.
+    await gw.call('DeleteSandbox', undefined, { commit: false });
     await audit.auditLog.close();
     const text = readFileSync(file, 'utf8');
     for (const s of SECRETS) expect(text).not.toContain(s);

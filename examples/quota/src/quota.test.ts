@@ -1,9 +1,15 @@
 import type { JsonObject } from '@openshell-interceptors/protocol';
 import { evaluationPhaseFields, OPENSHELL_SERVICE, type Phase } from '@openshell-interceptors/protocol';
 import type { InterceptorEvaluation } from '@openshell-interceptors/sdk';
+import {
+  principals,
+  requestFixture,
+  responseFixture,
+  type TestGateway,
+  testGateway,
+} from '@openshell-interceptors/testing';
+import '@openshell-interceptors/testing/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { principals, requestFixture, responseFixture } from '../../../packages/testing/src/fixtures.js';
-import { type Stack, startStack } from './__fixtures__/stack.js';
 import { createQuotaInterceptor, quotaOptionsFromEnv } from './quota.js';
 import { MemoryQuotaStore } from './store.js';
 
@@ -132,81 +138,67 @@ describe('the quota interceptor, evaluation by evaluation', () => {
   });
 });
 
-/** A stand-in for the OpenShell handler: sandboxes by workspace/name. */
-class Backend {
-  readonly sandboxes = new Map<string, JsonObject>();
-  failNextCreate = false;
-
-  createSandbox = async (req: JsonObject): Promise<JsonObject> => {
-    if (this.failNextCreate) {
-      this.failNextCreate = false;
-      throw new Error('UNAVAILABLE: the compute driver is down');
-    }
-    const key = `${req.workspace ?? ''}/${req.name}`;
-    if (this.sandboxes.has(key)) throw new Error(`ALREADY_EXISTS: ${key}`);
-    const r = responseFixture('CreateSandbox', (d) => {
-      d.sandbox!.metadata!.name = String(req.name);
-      d.sandbox!.metadata!.workspace = String(req.workspace ?? '');
-      d.sandbox!.metadata!.labels = (req.labels ?? {}) as Record<string, string>;
-    }) as JsonObject;
-    this.sandboxes.set(key, r);
-    return r;
-  };
-
-  deleteSandbox = async (req: JsonObject): Promise<JsonObject> => {
-    const key = `${req.workspace ?? ''}/${req.name}`;
-    if (!this.sandboxes.delete(key)) throw new Error(`NOT_FOUND: ${key}`);
-    return { deleted: true };
-  };
-}
-
-describe('the quota interceptor behind the gateway runtime', () => {
-  let stack: Stack | undefined;
+describe('the quota interceptor behind the gateway runtime (loopback gRPC, gateway tokens)', () => {
+  let gw: TestGateway | undefined;
   afterEach(async () => {
-    await stack?.close();
-    stack = undefined;
+    await gw?.close();
+    gw = undefined;
   });
 
   it('refuses the third create, frees a slot on delete, and never leaks a failed create', async () => {
     let now = 0;
     const store = new MemoryQuotaStore(() => now);
-    stack = await startStack([{ interceptor: createQuotaInterceptor({ store, limit: 2 }) }]);
-    const backend = new Backend();
+    gw = await testGateway({
+      interceptors: [createQuotaInterceptor({ store, limit: 2 })],
+      transport: 'grpc',
+      listen: 'unix',
+      principal: alice,
+    });
+    // A stand-in for the OpenShell handler: sandboxes by workspace/name.
+    const sandboxes = new Set<string>();
+    let failNext = false;
     const createAs = (name: string) =>
-      stack!.gateway.intercept({
-        method: 'CreateSandbox',
-        principal: alice,
-        request: requestFixture('CreateSandbox', { name, workspace: 'acme' }) as JsonObject,
-        commit: backend.createSandbox,
+      gw!.call('CreateSandbox', requestFixture('CreateSandbox', { name, workspace: 'acme' }), {
+        response: (req) => {
+          if (failNext) {
+            failNext = false;
+            throw new Error('UNAVAILABLE: the compute driver is down');
+          }
+          sandboxes.add(`${req.workspace}/${req.name}`);
+          return responseFixture('CreateSandbox', {
+            sandbox: { metadata: { name: req.name ?? '', workspace: req.workspace ?? '' } },
+          });
+        },
       });
-    expect((await createAs('one')).outcome).toBe('allowed');
-    expect((await createAs('two')).outcome).toBe('allowed');
+    await expect(createAs('one')).resolves.toBeAllowed();
+    await expect(createAs('two')).resolves.toBeAllowed();
     const third = await createAs('three');
-    expect(third.status).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
-    expect(third.status?.message).toMatch(/2 of 2 sandboxes in use/);
+    expect(third).toBeDenied('RESOURCE_EXHAUSTED', /2 of 2 sandboxes in use/);
     expect(third.evaluations.map((e) => [e.interceptor, e.phase, e.decision])).toEqual([
       ['quota', 'validate', 'deny'],
     ]);
 
-    const del = await stack.gateway.intercept({
-      method: 'DeleteSandbox',
-      principal: alice,
-      request: { name: 'one', workspace: 'acme' },
-      commit: backend.deleteSandbox,
-    });
-    expect(del.evaluations.map((e) => [e.phase, e.decision, e.annotations])).toEqual([
-      ['validate', 'allow', {}],
-      ['post_commit', 'allow', { quota: 'released acme/one' }],
-    ]);
+    const del = await gw.call(
+      'DeleteSandbox',
+      { name: 'one', workspace: 'acme' },
+      {
+        response: (req) => {
+          sandboxes.delete(`${req.workspace}/${req.name}`);
+          return { deleted: true };
+        },
+      },
+    );
+    expect(del).toBeAllowed();
+    expect(del).toHaveAnnotations({ quota: 'released acme/one' }, { phase: 'post_commit' });
 
     // The commit fails after validate reserved a slot: no post_commit, the slot is held...
-    backend.failNextCreate = true;
+    failNext = true;
     await expect(createAs('three')).rejects.toThrow(/compute driver is down/);
-    expect((await createAs('four')).status).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect(await createAs('four')).toBeDenied('RESOURCE_EXHAUSTED');
     // ...until the reservation expires.
     now += 30_001;
-    expect((await createAs('four')).outcome).toBe('allowed');
-    expect([...backend.sandboxes.keys()].sort()).toEqual(['acme/four', 'acme/two']);
+    expect(await createAs('four')).toBeAllowed();
+    expect([...sandboxes].sort()).toEqual(['acme/four', 'acme/two']);
     expect(await store.usage('subject:alice@acme.example')).toEqual({ running: 2, reserved: 0 });
   });
 });

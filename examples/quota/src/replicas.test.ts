@@ -6,9 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGateway, type Gateway, gatewayConfigFromObject } from '@openshell-interceptors/gateway';
 import type { JsonObject } from '@openshell-interceptors/protocol';
+import { principals } from '@openshell-interceptors/testing';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { principals } from '../../../packages/testing/src/fixtures.js';
 import { type RedisServer, redisUnavailable, startRedis } from './__fixtures__/redis-server.js';
 import { RedisQuotaStore } from './redis-store.js';
 

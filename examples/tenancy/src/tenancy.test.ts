@@ -1,9 +1,9 @@
 import { createNamingInterceptor } from '@openshell-interceptors/example-naming';
 import { evaluationPhaseFields, type JsonObject, OPENSHELL_SERVICE } from '@openshell-interceptors/protocol';
 import type { InterceptableMethod, InterceptorEvaluation, Phase } from '@openshell-interceptors/sdk';
+import { principals, requestFixture, type TestGateway, testGateway } from '@openshell-interceptors/testing';
+import '@openshell-interceptors/testing/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { principals, requestFixture } from '../../../packages/testing/src/fixtures.js';
-import { type Stack, startStack } from './__fixtures__/stack.js';
 import {
   createTenancyInterceptor,
   tenancyOptionsFromEnv,
@@ -221,62 +221,61 @@ describe('configuration from the environment', () => {
 });
 
 describe('behind the gateway runtime, composed with naming', () => {
-  let stack: Stack | undefined;
+  let gw: TestGateway | undefined;
   afterEach(async () => {
-    await stack?.close();
-    stack = undefined;
+    await gw?.close();
+    gw = undefined;
   });
 
   it("stamps a create, lets the owner delete, and refuses another tenant's delete", async () => {
-    stack = await startStack([
-      { interceptor: createNamingInterceptor({ randomSuffix: (n) => 'x'.repeat(n) }), config: { order: 10 } },
-      { interceptor: tenancy, config: { order: 20 } },
-    ]);
-    const created = await stack.gateway.intercept({
-      method: 'CreateSandbox',
-      principal: alice,
-      request: requestFixture('CreateSandbox', (r) => {
+    gw = await testGateway({
+      interceptors: [
+        { interceptor: createNamingInterceptor({ randomSuffix: (n) => 'x'.repeat(n) }), order: 10 },
+        { interceptor: tenancy, order: 20 },
+      ],
+      transport: 'grpc',
+    });
+    const created = await gw.call(
+      'CreateSandbox',
+      requestFixture('CreateSandbox', (r) => {
         delete r.name;
         delete r.workspace;
         r.labels = { team: 'ml', tenant: 'globex' };
-      }) as JsonObject,
-    });
-    expect(created.outcome).toBe('allowed');
-    expect(created.request).toMatchObject({
+      }),
+      { principal: alice },
+    );
+    expect(created).toBeAllowed();
+    expect(created).toHaveFinalOperation({
       name: 'alice-xxxxx',
       workspace: 'acme',
       labels: { team: 'ml', tenant: 'acme' },
     });
-    const cross = await stack.gateway.intercept({
-      method: 'DeleteSandbox',
-      principal: bob,
-      request: { name: 'alice-xxxxx', workspace: 'acme' },
-    });
-    expect(cross.status).toEqual({
-      code: 'PERMISSION_DENIED',
-      message:
-        'workspace "acme" belongs to tenant "acme": bob@globex.example acts for tenant "globex" and may only use workspaces "globex" or "globex-…"',
-    });
+    const cross = await gw.call(
+      'DeleteSandbox',
+      { name: 'alice-xxxxx', workspace: 'acme' },
+      { principal: bob },
+    );
+    expect(cross).toBeDenied(
+      'PERMISSION_DENIED',
+      'workspace "acme" belongs to tenant "acme": bob@globex.example acts for tenant "globex" and may only use workspaces "globex" or "globex-…"',
+    );
     // Without a workspace, bob's delete is scoped to his own tenant's workspace.
-    const scoped = await stack.gateway.intercept({
-      method: 'DeleteSandbox',
-      principal: bob,
-      request: { name: 'alice-xxxxx' },
-    });
-    expect(scoped).toMatchObject({ outcome: 'allowed', request: { workspace: 'globex' } });
+    const scoped = await gw.call('DeleteSandbox', { name: 'alice-xxxxx' }, { principal: bob });
+    expect(scoped).toBeAllowed();
+    expect(scoped).toBePatched('/workspace', 'globex');
   });
 
   it('stamps the label of a provider without touching its secret credentials', async () => {
-    stack = await startStack([{ interceptor: tenancy }]);
-    const r = await stack.gateway.intercept({
-      method: 'CreateProvider',
-      principal: alice,
-      request: requestFixture('CreateProvider', (p) => {
+    gw = await testGateway({ interceptors: [tenancy], transport: 'grpc', listen: 'unix' });
+    const r = await gw.call(
+      'CreateProvider',
+      requestFixture('CreateProvider', (p) => {
         p.workspace = 'acme';
         delete p.provider!.metadata!.workspace;
-      }) as JsonObject,
-    });
-    expect(r.outcome).toBe('allowed');
+      }),
+      { principal: alice },
+    );
+    expect(r).toBeAllowed();
     expect(r.evaluations.map((e) => [e.phase, e.decision, e.applied])).toEqual([
       ['modify_operation', 'allow', true],
       ['validate', 'allow', false],
