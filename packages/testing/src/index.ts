@@ -44,3 +44,20 @@ export {
   type MatcherResult,
 } from './matchers.js';
 export { type SpawnedInterceptor, type SpawnOptions, spawnInterceptor } from './spawn.js';
+export {
+  type CaseExpectation,
+  type CaseResult,
+  checkCase,
+  type EvaluationExpectation,
+  loadSuite,
+  runCase,
+  runSuite,
+  SUITE_API_VERSION,
+  SUITE_KIND,
+  type SuiteCase,
+  SuiteError,
+  type SuiteInterceptorSpec,
+  type SuiteResult,
+  type SuiteSpec,
+  startSuiteGateway,
+} from './suite.js';
