@@ -66,7 +66,7 @@ function progress(out: CommandContext['stdout']) {
     live,
     line(text: string) {
       if (live) {
-        out.write(`\r\u001b[K${clip(text, (process.stdout.columns || 100) - 1)}`);
+        out.write(`\r\u001b[K${clip(text, ((out as { columns?: number }).columns || 100) - 1)}`);
         shown = true;
       } else out.write(`${text}\n`);
     },
