@@ -177,6 +177,12 @@ describe("validate: another tenant's resources", () => {
       ev('CreateSandbox', 'validate', { name: 'x', workspace: 'acme', labels: { tenant: 'globex' } }),
     );
     expect(forged.reason).toBe('label tenant="globex" does not name the caller\'s tenant "acme"');
+    const unlabelled = await tenancy.evaluate(
+      ev('CreateSandbox', 'validate', { name: 'x', workspace: 'acme' }),
+    );
+    expect(unlabelled.reason).toBe(
+      'label tenant is missing: what tenant "acme" creates must carry tenant=acme',
+    );
   });
 
   it('lets an admin role act in any workspace', async () => {

@@ -212,16 +212,23 @@ export function createTenancyInterceptor(options: TenancyOptions = {}): Intercep
             );
           }
         }
+        // What tenancy creates must say whose it is (others, like quota, count by the label).
         const labels =
           method === 'CreateSandbox'
-            ? req.labels
-            : method === 'CreateProvider'
-              ? req.provider?.metadata?.labels
+            ? (req.labels ?? {})
+            : method === 'CreateProvider' && req.provider
+              ? (req.provider.metadata?.labels ?? {})
               : undefined;
+        if (labels && labels[label] === undefined) {
+          return deny(
+            'PERMISSION_DENIED',
+            `label ${label} is missing: what tenant "${who.tenant}" creates must carry ${label}=${who.tenant}`,
+          );
+        }
         if (labels && labels[label] !== who.tenant) {
           return deny(
             'PERMISSION_DENIED',
-            `label ${label}=${JSON.stringify(labels[label] ?? '')} does not name the caller's tenant "${who.tenant}"`,
+            `label ${label}=${JSON.stringify(labels[label])} does not name the caller's tenant "${who.tenant}"`,
           );
         }
         annotate('tenancy', `${who.tenant} via ${who.via}`);
