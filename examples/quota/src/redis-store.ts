@@ -47,12 +47,8 @@ for i = 2, #KEYS, 2 do
   local running, reserved = KEYS[i], KEYS[i + 1]
   redis.call('ZREMRANGEBYSCORE', reserved, '-inf', now)
   if redis.call('ZREM', reserved, id) == 0 then
-    for _, m in ipairs(redis.call('ZRANGE', reserved, 0, -1)) do
-      if string.sub(m, 1, 1) == '?' then
-        redis.call('ZREM', reserved, m)
-        break
-      end
-    end
+    local oldest = redis.call('ZRANGE', reserved, 0, 0)
+    if oldest[1] then redis.call('ZREM', reserved, oldest[1]) end
   end
   redis.call('SADD', running, sandbox)
 end

@@ -61,12 +61,15 @@ function contract(make: () => Promise<Subject>, ttl: number) {
     expect(await s.store.usage('tenant:acme')).toEqual({ running: 1, reserved: 0 });
   });
 
-  it('consumes the oldest anonymous reservation when a sandbox was named by the server', async () => {
+  it('consumes the oldest reservation when none has the committed name (named by the server)', async () => {
     const { store } = await make();
     await store.reserve([alice], '?one', ttl);
-    await store.reserve([alice], '?two', ttl);
+    await store.reserve([alice], 'w/two', ttl);
     await store.commit(['subject:alice'], 'w/generated-x1', 'w/generated-x1');
     expect(await store.usage('subject:alice')).toEqual({ running: 1, reserved: 1 });
+    // The remaining reservation is w/two's: its own commit consumes it.
+    await store.commit(['subject:alice'], 'w/two', 'w/two');
+    expect(await store.usage('subject:alice')).toEqual({ running: 2, reserved: 0 });
   });
 
   it('frees a sandbox when its delete commits, whoever deletes it', async () => {

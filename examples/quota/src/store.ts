@@ -52,9 +52,10 @@ export interface QuotaStore {
    */
   reserve(buckets: readonly Bucket[], id: string, ttlMs: number): Promise<ReserveResult>;
   /**
-   * A create committed: `sandbox` now runs under `buckets`. Its reservation `id` is
-   * consumed (when that id is no longer reserved, the bucket's oldest anonymous
-   * reservation is, if any). Idempotent.
+   * A create committed: `sandbox` now runs under `buckets`. Each bucket gives up one
+   * reservation: `id`, or when no reservation has that id (the create had no name yet,
+   * or the handler named it differently) the bucket's oldest one. So every commit
+   * turns exactly one reservation into one running sandbox. Idempotent per sandbox.
    */
   commit(buckets: readonly string[], sandbox: string, id: string): Promise<void>;
   /** `caller` asked to delete `sandbox`; remembered until `ttlMs` from now for `confirmDelete`. */
@@ -136,8 +137,9 @@ export class MemoryQuotaStore implements QuotaStore {
     for (const b of buckets) {
       const reserved = this.reservedOf(b);
       if (!reserved.delete(id)) {
-        const anonymous = [...reserved.keys()].find((k) => k.startsWith(ANONYMOUS_RESERVATION));
-        if (anonymous !== undefined) reserved.delete(anonymous);
+        // Map order is insertion order: the first entry is the oldest reservation.
+        const oldest = reserved.keys().next();
+        if (!oldest.done) reserved.delete(oldest.value);
       }
       this.runningOf(b).add(sandbox);
     }
