@@ -15,6 +15,7 @@ import {
   type openshellV1,
   operationView,
   type Phase,
+  parseProtoJson,
   principalSubject,
   type Route,
 } from '@openshell-interceptors/protocol';
@@ -39,7 +40,14 @@ import {
   type Step,
 } from './layers.js';
 import { BREAKER_STATE_VALUE, createMetrics, type GatewayMetrics } from './observability.js';
-import { applyPatches, type PatchFailure, type PatchOp, recordPatch, structProblem } from './patch.js';
+import {
+  applyPatches,
+  type PatchFailure,
+  type PatchOp,
+  recordPatch,
+  structProblem,
+  viewOf,
+} from './patch.js';
 import {
   buildPlan,
   byOrderThenName,
@@ -106,7 +114,10 @@ export interface InterceptOutcome {
   readonly status: null | { readonly code: GrpcCodeName; readonly message: string };
   /** The final full request (secrets included). */
   readonly request: JsonObject;
-  /** The final request's operation view (secrets removed). */
+  /**
+   * The final request's operation view (secrets removed). For a request type without secrets
+   * it is the same object as `request` (rendered once): treat both as read-only.
+   */
   readonly operation: JsonObject;
   /** What the commit returned, unchanged by post_commit; null when there was no commit. */
   readonly response: JsonObject | null;
@@ -497,7 +508,7 @@ class GatewayRuntime implements Gateway {
     }
     let view: JsonObject | undefined;
     const currentView = () => {
-      view ??= operationView(route.requestType, state.message);
+      view ??= viewOf(route.requestType, state);
       return view;
     };
     const refuse = (code: GrpcCodeName, message: string): InterceptOutcome => ({
@@ -557,7 +568,9 @@ class GatewayRuntime implements Gateway {
       // The observers get a canonical, secret-free copy; the caller gets `response` untouched.
       let committed: JsonObject | Failure;
       try {
-        committed = operationView(route.responseType, canonicalize(route.responseType, response).message);
+        // A strict parse is all the view needs: the encode/decode round trip of canonicalize
+        // could only change what the Struct encoding on the wire changes the same way.
+        committed = operationView(route.responseType, parseProtoJson(route.responseType, response));
       } catch (e) {
         committed = new Failure(
           'struct',

@@ -3,6 +3,7 @@ import {
   type JsonObject,
   type JsonPatch,
   JsonPointerError,
+  operationView,
   ProtoJsonError,
   parseJsonPointer,
   pointerTouchesSecret,
@@ -68,9 +69,9 @@ export function checkPatchPointers(typeName: string, patches: readonly PatchOp[]
 }
 
 /**
- * Apply the patches in order to a deep copy of the FULL request (secrets in it), then
- * re-validate strictly as `typeName` (parse, encode, decode, render). All or nothing:
- * the input is never modified; any error throws PatchFailure.
+ * Apply the patches in order to a copy of the FULL request (secrets in it; copied along the
+ * patch paths), then re-validate strictly as `typeName` (parse, encode, decode, render).
+ * All or nothing: the input is never modified; any error throws PatchFailure.
  */
 export function applyPatches(
   typeName: string,
@@ -79,10 +80,19 @@ export function applyPatches(
 ): { json: JsonObject; message: unknown } {
   checkPatchPointers(typeName, patches);
   const ops = patches.map((p) => ({ ...p })) as unknown as Operation[];
-  let candidate: unknown;
+  let candidate: unknown = request;
   try {
-    // validateOperation: op names, required value/from, parents that exist; mutate the copy only.
-    candidate = fjp.applyPatch(structuredClone(request), ops, true, true, true).newDocument;
+    // One operation at a time, each on containers copied along its path(s) just before it
+    // runs: the request is never modified, and a large request is not deep-copied for a
+    // small patch (the strict parse below builds a fresh message anyway).
+    // validateOperation: op names, required value/from, parents that exist.
+    const owned = new WeakSet<object>();
+    ops.forEach((op, i) => {
+      candidate = ownPath(candidate, op.path, owned);
+      if ((op.op === 'move' || op.op === 'copy') && typeof op.from === 'string')
+        candidate = ownPath(candidate, op.from, owned);
+      candidate = fjp.applyOperation(candidate, op, true, true, true, i).newDocument;
+    });
   } catch (e) {
     if (e instanceof fjp.JsonPatchError) {
       const i = e.index ?? 0;
@@ -105,6 +115,43 @@ export function applyPatches(
       `patched operation could not be re-encoded: ${(e as Error).message}`,
     );
   }
+}
+
+function shallowCopy(v: object): object {
+  return Array.isArray(v) ? v.slice() : { ...v };
+}
+
+/**
+ * `doc` with every container from the root to the parent of `pointer` replaced by a copy
+ * (once; `owned` remembers the copies), so an RFC 6902 operation at `pointer` only
+ * mutates copies. Stops where the path leaves the document (the operation then fails).
+ */
+function ownPath(doc: unknown, pointer: string, owned: WeakSet<object>): unknown {
+  if (typeof doc !== 'object' || doc === null) return doc;
+  const tokens = parseJsonPointer(pointer);
+  const root = owned.has(doc) ? doc : shallowCopy(doc);
+  owned.add(root);
+  let cur = root as Record<string, unknown>;
+  for (let i = 0; i < tokens.length - 1; i++) {
+    const key = tokens[i] as string;
+    if (!Object.hasOwn(cur, key)) break;
+    const child = cur[key];
+    if (typeof child !== 'object' || child === null) break;
+    const copy = owned.has(child) ? child : shallowCopy(child);
+    owned.add(copy);
+    cur[key] = copy;
+    cur = copy as Record<string, unknown>;
+  }
+  return root;
+}
+
+/**
+ * The operation view of a canonical request (CONTRACT section 2). For a type with no secret
+ * field anywhere the view is the canonical JSON itself, so it is not rendered a second time;
+ * the two are then the same object and both must be treated as read-only.
+ */
+export function viewOf(typeName: string, state: { json: JsonObject; message: unknown }): JsonObject {
+  return schema.message(typeName).hasSecret ? operationView(typeName, state.message) : state.json;
 }
 
 /** Whether a value can travel as a google.protobuf.Struct (plain JSON, finite numbers). */
