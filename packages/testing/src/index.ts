@@ -2,6 +2,28 @@
 // Matchers for vitest: `import '@openshell-interceptors/testing/vitest'`.
 
 export {
+  CHECK_IDS,
+  CheckError,
+  type CheckId,
+  type CheckOptions,
+  type CheckReport,
+  checkInterceptorService,
+  type Finding,
+  type FindingStatus,
+  type LatencySummary,
+} from './check.js';
+export {
+  type Answer,
+  type CallOverrides,
+  type ConnectAuth,
+  type ConnectOptions,
+  connectInterceptor,
+  EndpointError,
+  type InterceptorConnection,
+  type ParsedEndpoint,
+  parseEndpoint,
+} from './connect.js';
+export {
   type Fault,
   type FaultKind,
   type FaultScope,
