@@ -34,5 +34,25 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'Run one operation through the live interceptors and print what happened',
     load: async () => (await import('./evaluate.js')).default,
   },
+  {
+    name: 'describe',
+    summary: "Print an interceptor service's manifest (Describe)",
+    load: async () => (await import('./describe.js')).default,
+  },
+  {
+    name: 'check',
+    summary: 'Conformance-check any interceptor service before registering it',
+    load: async () => (await import('./check.js')).default,
+  },
+  {
+    name: 'test',
+    summary: 'Run declarative interceptor test suites (YAML)',
+    load: async () => (await import('./test.js')).default,
+  },
+  {
+    name: 'init',
+    summary: 'Scaffold a new interceptor project whose tests pass as created',
+    load: async () => (await import('./init.js')).default,
+  },
   { name: 'demo', summary: 'Run the end-to-end demo', load: async () => (await import('./demo.js')).default },
 ];
