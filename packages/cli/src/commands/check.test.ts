@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { gatewayLogger } from '@openshell-interceptors/gateway';
-import { type RunningServer, serve } from '@openshell-interceptors/sdk';
+import { type Interceptor, type RunningServer, serve } from '@openshell-interceptors/sdk';
 import {
   createTestSigningKey,
   faults,
@@ -24,7 +24,7 @@ afterAll(async () => {
   await key.cleanup();
 });
 
-async function start(target = ownerLabel, auth = false): Promise<string> {
+async function start(target: Interceptor = ownerLabel, auth = false): Promise<string> {
   const s = await serve(target, {
     listen: '127.0.0.1:0',
     logger,
