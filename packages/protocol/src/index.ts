@@ -32,6 +32,7 @@ export {
   phaseToWire,
 } from './phase.js';
 export {
+  copyAlongPointer,
   escapePointerToken,
   formatJsonPointer,
   JsonPointerError,
@@ -89,6 +90,7 @@ export {
 export {
   type Canonical,
   canonicalize,
+  checkChangedProtoJson,
   codecFor,
   decodeMessage,
   emptyMessage,

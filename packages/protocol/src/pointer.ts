@@ -33,6 +33,40 @@ export function formatJsonPointer(tokens: readonly (string | number)[]): string 
   return tokens.map((t) => `/${escapePointerToken(t)}`).join('');
 }
 
+/**
+ * `doc` with every object and array from the root down to the parent of `pointer` replaced
+ * by a shallow copy, so that an RFC 6902 operation at `pointer` changes copies only and a
+ * large document is not deep-copied for a small patch. `copies` remembers what was copied
+ * (pass the same set for every operation of one patch list). Stops where the path leaves
+ * the document; own properties only.
+ */
+export function copyAlongPointer(
+  doc: unknown,
+  pointer: string | readonly string[],
+  copies: WeakSet<object>,
+): unknown {
+  if (typeof doc !== 'object' || doc === null) return doc;
+  const tokens = typeof pointer === 'string' ? parseJsonPointer(pointer) : pointer;
+  const own = (v: object): object => {
+    if (copies.has(v)) return v;
+    const c = Array.isArray(v) ? v.slice() : { ...v };
+    copies.add(c);
+    return c;
+  };
+  const root = own(doc);
+  let cur = root as Record<string, unknown>;
+  for (let i = 0; i < tokens.length - 1; i++) {
+    const key = tokens[i] as string;
+    if (!Object.hasOwn(cur, key)) break;
+    const child = cur[key];
+    if (typeof child !== 'object' || child === null) break;
+    const c = own(child);
+    cur[key] = c;
+    cur = c as Record<string, unknown>;
+  }
+  return root;
+}
+
 type Node =
   | { readonly kind: 'message'; readonly type: string }
   | { readonly kind: 'map' | 'list'; readonly field: CompiledField }

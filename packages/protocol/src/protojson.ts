@@ -218,6 +218,105 @@ export class ProtoJson {
     return out;
   }
 
+  /**
+   * Strictly check `doc`, a `typeName` document that parsed before RFC 6902 operations changed
+   * it at `changed` (the operations' paths as reference tokens), looking only at what those
+   * changes can have touched: the value at each path, and the rules of its parent (unknown
+   * field, a field given twice, two members of one oneof, null map values). A change inside a
+   * list or free JSON re-checks that whole field. Throws like `parse` when the document no
+   * longer parses (the reported problem may be another one when there are several); a change
+   * this cannot follow (the root, a shape the schema does not expect) falls back to `parse`.
+   */
+  checkChanged(typeName: string, doc: unknown, changed: readonly (readonly string[])[]): void {
+    for (const tokens of changed) {
+      if (!this.checkChangedAt(this.schema.message(typeName), doc, tokens)) {
+        this.parse(typeName, doc);
+        return;
+      }
+    }
+  }
+
+  /** One changed path; false when only a full parse can tell. */
+  private checkChangedAt(root: CompiledMessage, doc: unknown, tokens: readonly string[]): boolean {
+    if (tokens.length === 0 || isFreeJsonType(root.name)) return false;
+    let m = root;
+    let node: unknown = doc;
+    let path: Path;
+    for (let i = 0; ; i++) {
+      if (!isPlainObject(node)) return false;
+      const key = tokens[i] as string;
+      if (!Object.hasOwn(node, key)) return true; // removed, or never reached: nothing to check
+      const f = m.byName.get(key);
+      const raw = node[key];
+      if (!f || i === tokens.length - 1) {
+        this.checkMember(m, node, key, path);
+        return true;
+      }
+      if (f.kind === 'map') {
+        if (!isPlainObject(raw)) {
+          this.checkMember(m, node, key, path);
+          return true;
+        }
+        const mapPath: PathNode = { parent: path, token: key };
+        i++;
+        const k = tokens[i] as string;
+        if (!Object.hasOwn(raw, k)) return true;
+        const x = raw[k];
+        const valueKind = f.valueKind ?? 'scalar';
+        const walk =
+          i < tokens.length - 1 && valueKind === 'message' && !isFreeJsonType(f.type) && isPlainObject(x);
+        if (!walk) {
+          if (k === PROTO_KEY) throw err({ parent: mapPath, token: k }, PROTO_KEY_PROBLEM);
+          if (x === null && !(valueKind === 'message' && f.type === VALUE))
+            throw err({ parent: mapPath, token: k }, 'a map value cannot be null');
+          this.parseSingle(valueKind, f.type, x, mapPath, k);
+          return true;
+        }
+        m = this.schema.message(f.type);
+        node = x;
+        path = { parent: mapPath, token: k };
+        continue;
+      }
+      // Below a list, free JSON or a scalar, or a value that is not an object: the whole member.
+      if (f.repeated || f.kind !== 'message' || isFreeJsonType(f.type) || !isPlainObject(raw)) {
+        this.checkMember(m, node, key, path);
+        return true;
+      }
+      m = this.schema.message(f.type);
+      node = raw;
+      path = { parent: path, token: key };
+    }
+  }
+
+  /** What `parseMessage` checks for one member `key` of message `json`, given the rest was valid. */
+  private checkMember(m: CompiledMessage, json: Record<string, unknown>, key: string, path: Path): void {
+    const f = m.byName.get(key);
+    if (!f) throw err({ parent: path, token: key }, `unknown field "${key}" in ${m.name}`);
+    const twice = key !== f.jsonName ? f.jsonName : f.name !== f.jsonName ? f.name : undefined;
+    if (twice !== undefined && Object.hasOwn(json, twice)) {
+      const other = key === f.jsonName ? twice : key;
+      throw err(
+        { parent: path, token: other },
+        `field ${f.name} given twice (as "${f.jsonName}" and "${other}")`,
+      );
+    }
+    const raw = json[key];
+    if (raw === null && !isValueField(f)) return;
+    if (f.oneof !== undefined) {
+      for (const k in json) {
+        if (k === key || !Object.hasOwn(json, k)) continue;
+        const g = m.byName.get(k);
+        if (g?.oneof === f.oneof && g !== f && !(json[k] === null && !isValueField(g))) {
+          throw err(
+            { parent: path, token: key },
+            `oneof "${f.oneof}" already has "${k}"; "${key}" is a second member`,
+          );
+        }
+      }
+    }
+    this.parseField(f, raw, path, key);
+  }
+
   private parseField(f: CompiledField, raw: unknown, parent: Path, token: string): unknown {
     if (f.kind === 'map') {
       const path: PathNode = { parent, token };
@@ -357,6 +456,8 @@ export class ProtoJson {
     return make();
   }
 }
+
+const isValueField = (f: CompiledField) => f.kind === 'message' && f.type === VALUE && !f.repeated;
 
 // Built once per message type, so a parse does not re-derive each field's default.
 // Objects are built by assignment in field order, which keeps one hidden class per type.

@@ -1,5 +1,6 @@
 import type { JsonObject } from './gen/json.js';
 import { CODECS } from './gen/registry.js';
+import { parseJsonPointer } from './pointer.js';
 import { ProtoJson, type ToJsonOptions } from './protojson.js';
 import { schema } from './schema.js';
 import type { MessageCodec } from './schema-types.js';
@@ -28,6 +29,25 @@ export function operationView(typeName: string, message: unknown): JsonObject {
 /** Strict ProtoJSON → ts-proto message. Throws `ProtoJsonError` naming the JSON Pointer of the problem. */
 export function parseProtoJson<T = unknown>(typeName: string, json: unknown): T {
   return protoJson.parse(typeName, json) as T;
+}
+
+/**
+ * Strictly re-check `doc`, a `typeName` document that parsed before RFC 6902 operations
+ * changed it at `pointers`, looking only at what those changes can have touched (cost of
+ * the patch, not of the document). Throws `ProtoJsonError` exactly when `parseProtoJson`
+ * would (the problem named may differ when there are several). Only valid when `doc`
+ * parsed before the changes.
+ */
+export function checkChangedProtoJson(
+  typeName: string,
+  doc: unknown,
+  pointers: readonly (string | readonly string[])[],
+): void {
+  protoJson.checkChanged(
+    typeName,
+    doc,
+    pointers.map((p) => (typeof p === 'string' ? parseJsonPointer(p) : p)),
+  );
 }
 
 export function encodeMessage(typeName: string, message: unknown): Uint8Array {
