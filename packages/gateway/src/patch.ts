@@ -1,5 +1,6 @@
 import {
   canonicalize,
+  copyAlongPointer,
   type JsonObject,
   type JsonPatch,
   JsonPointerError,
@@ -88,9 +89,9 @@ export function applyPatches(
     // validateOperation: op names, required value/from, parents that exist.
     const owned = new WeakSet<object>();
     ops.forEach((op, i) => {
-      candidate = ownPath(candidate, op.path, owned);
+      candidate = copyAlongPointer(candidate, op.path, owned);
       if ((op.op === 'move' || op.op === 'copy') && typeof op.from === 'string')
-        candidate = ownPath(candidate, op.from, owned);
+        candidate = copyAlongPointer(candidate, op.from, owned);
       candidate = fjp.applyOperation(candidate, op, true, true, true, i).newDocument;
     });
   } catch (e) {
@@ -115,34 +116,6 @@ export function applyPatches(
       `patched operation could not be re-encoded: ${(e as Error).message}`,
     );
   }
-}
-
-function shallowCopy(v: object): object {
-  return Array.isArray(v) ? v.slice() : { ...v };
-}
-
-/**
- * `doc` with every container from the root to the parent of `pointer` replaced by a copy
- * (once; `owned` remembers the copies), so an RFC 6902 operation at `pointer` only
- * mutates copies. Stops where the path leaves the document (the operation then fails).
- */
-function ownPath(doc: unknown, pointer: string, owned: WeakSet<object>): unknown {
-  if (typeof doc !== 'object' || doc === null) return doc;
-  const tokens = parseJsonPointer(pointer);
-  const root = owned.has(doc) ? doc : shallowCopy(doc);
-  owned.add(root);
-  let cur = root as Record<string, unknown>;
-  for (let i = 0; i < tokens.length - 1; i++) {
-    const key = tokens[i] as string;
-    if (!Object.hasOwn(cur, key)) break;
-    const child = cur[key];
-    if (typeof child !== 'object' || child === null) break;
-    const copy = owned.has(child) ? child : shallowCopy(child);
-    owned.add(copy);
-    cur[key] = copy;
-    cur = copy as Record<string, unknown>;
-  }
-  return root;
 }
 
 /**
