@@ -1,5 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
@@ -70,6 +71,8 @@ const command: Command = {
       return EXIT.usage;
     }
 
+    // Like other test runners: SDK interceptors then check results strictly and log only errors.
+    process.env.NODE_ENV ??= 'test';
     await enableTypeScript(specs, ctx.cwd);
     let startFailed = false;
     for (const spec of specs) {
@@ -138,10 +141,19 @@ async function enableTypeScript(specs: readonly SuiteSpec[], cwd: string): Promi
   if (import.meta.url.endsWith('.ts')) return; // already under a TypeScript runner
   const ts = specs.flatMap((s) => s.interceptors).some((i) => i.module && /\.[cm]?tsx?$/.test(i.module));
   if (!ts) return;
-  for (const base of [cwd, ...specs.map((s) => s.file)]) {
+  for (const base of [join(cwd, 'noop.js'), ...specs.map((s) => s.file)]) {
     try {
-      const api = createRequire(base === cwd ? join(cwd, 'noop.js') : base).resolve('tsx/esm/api');
-      const mod = (await import(pathToFileURL(api).href)) as { register?: () => unknown };
+      // The ESM entry of tsx/esm/api, from tsx's own package.json (require.resolve would pick the CJS one).
+      const pkgPath = createRequire(base).resolve('tsx/package.json');
+      const pkg = JSON.parse(await readFile(pkgPath, 'utf8')) as {
+        exports?: Record<string, { import?: { default?: string } | string }>;
+      };
+      const entry = pkg.exports?.['./esm/api']?.import;
+      const file = typeof entry === 'string' ? entry : entry?.default;
+      if (!file) continue;
+      const mod = (await import(pathToFileURL(join(dirname(pkgPath), file)).href)) as {
+        register?: () => unknown;
+      };
       mod.register?.();
       return;
     } catch {
