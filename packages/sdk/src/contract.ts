@@ -1,5 +1,6 @@
 import {
-  canonicalize,
+  checkChangedProtoJson,
+  copyAlongPointer,
   DEFAULT_DENIAL_CODE,
   type DenialCodeName,
   InterceptorResult,
@@ -18,7 +19,7 @@ import type { Logger } from 'pino';
 import { type ContractRule, ContractViolationError, EvaluateError } from './errors.js';
 import type { Annotations, Patch } from './results.js';
 
-const { applyPatch, compare } = fastJsonPatch;
+const { applyOperation, compare } = fastJsonPatch;
 
 export const DEFAULT_MAX_PATCHES = 32;
 export const DEFAULT_MAX_RESULT_BYTES = 1024 * 1024;
@@ -168,22 +169,32 @@ export function checkResult(
         }
       }
     });
-    let candidate: unknown;
+    // Applied to copies made along the patch paths only, then checked where they changed:
+    // the cost follows the patches, not the size of the operation.
+    let candidate: unknown = view;
     try {
-      candidate = applyPatch(structuredClone(view), patches as Operation[], true, false).newDocument;
+      const copies = new WeakSet<object>();
+      patches.forEach((p, i) => {
+        candidate = copyAlongPointer(candidate, p.path, copies);
+        if (p.op === 'move' || p.op === 'copy') candidate = copyAlongPointer(candidate, p.from ?? '', copies);
+        candidate = applyOperation(candidate, { ...p } as Operation, true, true, true, i).newDocument;
+      });
     } catch (err) {
       fail('invalid-patch', `the patches do not apply to the operation view: ${describeError(err)}`);
     }
     try {
+      const changed = patches.filter((p) => p.op !== 'test').map((p) => p.path);
+      checkChangedProtoJson(site.requestType, candidate, changed);
+    } catch (err) {
       // Only when this SDK's schema knows everything in the view: a gateway built from a
       // newer proto may send fields we do not know, and those are not the handler's fault.
-      if (viewParses(site.requestType, view)) canonicalize(site.requestType, candidate);
-    } catch (err) {
-      const detail = err instanceof ProtoJsonError ? err.message : describeError(err);
-      fail(
-        'invalid-patched-operation',
-        `the patched operation is not a valid ${site.requestType}: ${detail}`,
-      );
+      if (viewParses(site.requestType, view)) {
+        const detail = err instanceof ProtoJsonError ? err.message : describeError(err);
+        fail(
+          'invalid-patched-operation',
+          `the patched operation is not a valid ${site.requestType}: ${detail}`,
+        );
+      }
     }
   }
 

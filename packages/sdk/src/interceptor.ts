@@ -332,8 +332,10 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
 
     const scope = callScope(ctx);
     const annotations: Record<string, string> = {};
-    const operation = deepFreeze(structuredClone(view));
-    const draft = phase === 'modify_operation' ? structuredClone(view) : undefined;
+    // The frozen operation and the modify draft are copies of the view made on first use: a
+    // handler that reads neither costs nothing per byte of the operation.
+    let operation: JsonObject | undefined;
+    let draft: JsonObject | undefined;
     const handlerCtx = {
       interceptor: this.name,
       service: r.service,
@@ -347,8 +349,10 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       annotate(key: string, value: string) {
         annotations[String(key)] = String(value);
       },
-      operation,
-      ...(draft ? { draft } : {}),
+      get operation() {
+        operation ??= deepFreeze(structuredClone(view));
+        return operation;
+      },
       ...(phase === 'validate'
         ? {
             currentState:
@@ -358,6 +362,15 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
           }
         : {}),
     };
+    if (phase === 'modify_operation') {
+      Object.defineProperty(handlerCtx, 'draft', {
+        enumerable: true,
+        get() {
+          draft ??= structuredClone(view);
+          return draft;
+        },
+      });
+    }
 
     let returned: unknown;
     try {
