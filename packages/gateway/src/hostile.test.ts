@@ -140,21 +140,19 @@ describe('hostile neighbours: unix sockets the gateway dials', () => {
     await dials(`unix://${join(d, 'ext.sock')}`);
   });
 
-  it.skipIf(!canDropToNobody)(
-    'refuses a squatter: another local user serving at the configured path (socket owner check)',
-    async () => {
-      const d = join(dir, 'squatted');
-      await mkdir(d, { mode: 0o755 });
-      await chown(d, NOBODY, NOBODY);
-      const path = join(d, 'ext.sock');
-      await serveAsNobody(path);
-      expect(await refusal(`unix://${path}`)).toBe(
-        `interceptor 'ext': unix socket ${path}: owned by uid ${NOBODY}, expected uid 0 (check: owner)`,
-      );
-      // The same socket is dialed when the operator names that user: the owner was the only problem.
-      await dials(`unix://${path}`, { unix_socket_uid: NOBODY });
-    },
-  );
+  it('refuses a squatter: another local user serving at the configured path (socket owner check)', async (ctx) => {
+    ctx.skip(!canDropToNobody, 'needs root and setpriv to run a server as another user (nobody)');
+    const d = join(dir, 'squatted');
+    await mkdir(d, { mode: 0o755 });
+    await chown(d, NOBODY, NOBODY);
+    const path = join(d, 'ext.sock');
+    await serveAsNobody(path);
+    expect(await refusal(`unix://${path}`)).toBe(
+      `interceptor 'ext': unix socket ${path}: owned by uid ${NOBODY}, expected uid 0 (check: owner)`,
+    );
+    // The same socket is dialed when the operator names that user: the owner was the only problem.
+    await dials(`unix://${path}`, { unix_socket_uid: NOBODY });
+  });
 
   it('refuses a regular file squatting the socket path', async () => {
     const d = join(dir, 'file-squat');
@@ -249,183 +247,186 @@ describe('hostile neighbours: unix sockets the gateway dials', () => {
   });
 });
 
-describe.skipIf(!hasOpenssl)('hostile neighbours: TLS endpoints with the wrong certificate', () => {
-  let pki: string;
-  const fixtures: RunningFixture[] = [];
-  let good: RunningFixture;
+describe.skipIf(!hasOpenssl)(
+  'hostile neighbours: TLS endpoints with the wrong certificate (needs the openssl CLI)',
+  () => {
+    let pki: string;
+    const fixtures: RunningFixture[] = [];
+    let good: RunningFixture;
 
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'pipe' });
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'pipe' });
+    const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
-  function makeCa(name: string): void {
-    openssl(
-      'req',
-      '-x509',
-      ...ecKey,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.pem`,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-    );
-  }
-
-  /** A server certificate for `host`, signed by `ca`; `dates` gives a validity window for an expired one. */
-  async function makeLeaf(name: string, host: string, ca: string, dates?: [string, string]): Promise<void> {
-    openssl('req', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${host}`);
-    await writeFile(join(pki, `${name}.ext`), `subjectAltName=DNS:${host}\n`);
-    if (!dates) {
+    function makeCa(name: string): void {
       openssl(
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        `${ca}.pem`,
-        '-CAkey',
-        `${ca}.key`,
-        '-CAcreateserial',
+        'req',
+        '-x509',
+        ...ecKey,
+        '-keyout',
+        `${name}.key`,
         '-out',
         `${name}.pem`,
         '-days',
         '2',
+        '-subj',
+        `/CN=${name}`,
+      );
+    }
+
+    /** A server certificate for `host`, signed by `ca`; `dates` gives a validity window for an expired one. */
+    async function makeLeaf(name: string, host: string, ca: string, dates?: [string, string]): Promise<void> {
+      openssl('req', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${host}`);
+      await writeFile(join(pki, `${name}.ext`), `subjectAltName=DNS:${host}\n`);
+      if (!dates) {
+        openssl(
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          `${ca}.pem`,
+          '-CAkey',
+          `${ca}.key`,
+          '-CAcreateserial',
+          '-out',
+          `${name}.pem`,
+          '-days',
+          '2',
+          '-extfile',
+          `${name}.ext`,
+        );
+        return;
+      }
+      // `openssl ca` is the one that takes explicit start and end dates.
+      await writeFile(join(pki, 'index.txt'), '');
+      await writeFile(join(pki, 'serial'), '1000\n');
+      await writeFile(
+        join(pki, 'ca.cnf'),
+        [
+          '[ca]',
+          'default_ca = d',
+          '[d]',
+          'database = index.txt',
+          'new_certs_dir = .',
+          'serial = serial',
+          'default_md = sha256',
+          'policy = p',
+          '[p]',
+          'commonName = supplied',
+        ].join('\n'),
+      );
+      openssl(
+        'ca',
+        '-batch',
+        '-config',
+        'ca.cnf',
+        '-cert',
+        `${ca}.pem`,
+        '-keyfile',
+        `${ca}.key`,
+        '-in',
+        `${name}.csr`,
+        '-out',
+        `${name}.pem`,
+        '-notext',
+        '-startdate',
+        dates[0],
+        '-enddate',
+        dates[1],
         '-extfile',
         `${name}.ext`,
       );
-      return;
     }
-    // `openssl ca` is the one that takes explicit start and end dates.
-    await writeFile(join(pki, 'index.txt'), '');
-    await writeFile(join(pki, 'serial'), '1000\n');
-    await writeFile(
-      join(pki, 'ca.cnf'),
-      [
-        '[ca]',
-        'default_ca = d',
-        '[d]',
-        'database = index.txt',
-        'new_certs_dir = .',
-        'serial = serial',
-        'default_md = sha256',
-        'policy = p',
-        '[p]',
-        'commonName = supplied',
-      ].join('\n'),
-    );
-    openssl(
-      'ca',
-      '-batch',
-      '-config',
-      'ca.cnf',
-      '-cert',
-      `${ca}.pem`,
-      '-keyfile',
-      `${ca}.key`,
-      '-in',
-      `${name}.csr`,
-      '-out',
-      `${name}.pem`,
-      '-notext',
-      '-startdate',
-      dates[0],
-      '-enddate',
-      dates[1],
-      '-extfile',
-      `${name}.ext`,
-    );
-  }
 
-  async function tlsFixture(name: string): Promise<RunningFixture> {
-    const f = await startInterceptorServer(
-      { manifest: MANIFEST },
-      {
-        tls: {
-          cert: await readFile(join(pki, `${name}.pem`)),
-          key: await readFile(join(pki, `${name}.key`)),
+    async function tlsFixture(name: string): Promise<RunningFixture> {
+      const f = await startInterceptorServer(
+        { manifest: MANIFEST },
+        {
+          tls: {
+            cert: await readFile(join(pki, `${name}.pem`)),
+            key: await readFile(join(pki, `${name}.key`)),
+          },
         },
-      },
-    );
-    fixtures.push(f);
-    return f;
-  }
+      );
+      fixtures.push(f);
+      return f;
+    }
 
-  beforeAll(async () => {
-    pki = await mkdtemp(join(tmpdir(), 'gw-hostile-pki-'));
-    makeCa('trusted-ca');
-    makeCa('rogue-ca');
-    await makeLeaf('good', 'localhost', 'trusted-ca');
-    await makeLeaf('rogue', 'localhost', 'rogue-ca');
-    await makeLeaf('wrong-host', 'evil.example', 'trusted-ca');
-    await makeLeaf('expired', 'localhost', 'trusted-ca', ['20200101000000Z', '20200102000000Z']);
-    openssl(
-      'req',
-      '-x509',
-      ...ecKey,
-      '-keyout',
-      'self.key',
-      '-out',
-      'self.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-    );
-    good = await tlsFixture('good');
-  });
-  afterAll(async () => {
-    // After a refused TLS handshake the fixture's graceful close may never call back; it
-    // force-shuts down after 200 ms anyway, so do not wait for the callback longer than that.
-    await Promise.all(
-      fixtures.map((f) => Promise.race([f.close(), new Promise((r) => setTimeout(r, 1000))])),
-    );
-    await rm(pki, { recursive: true, force: true });
-  });
+    beforeAll(async () => {
+      pki = await mkdtemp(join(tmpdir(), 'gw-hostile-pki-'));
+      makeCa('trusted-ca');
+      makeCa('rogue-ca');
+      await makeLeaf('good', 'localhost', 'trusted-ca');
+      await makeLeaf('rogue', 'localhost', 'rogue-ca');
+      await makeLeaf('wrong-host', 'evil.example', 'trusted-ca');
+      await makeLeaf('expired', 'localhost', 'trusted-ca', ['20200101000000Z', '20200102000000Z']);
+      openssl(
+        'req',
+        '-x509',
+        ...ecKey,
+        '-keyout',
+        'self.key',
+        '-out',
+        'self.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost',
+      );
+      good = await tlsFixture('good');
+    });
+    afterAll(async () => {
+      // After a refused TLS handshake the fixture's graceful close may never call back; it
+      // force-shuts down after 200 ms anyway, so do not wait for the callback longer than that.
+      await Promise.all(
+        fixtures.map((f) => Promise.race([f.close(), new Promise((r) => setTimeout(r, 1000))])),
+      );
+      await rm(pki, { recursive: true, force: true });
+    });
 
-  const trusted = () => ({ tls_ca_cert_path: join(pki, 'trusted-ca.pem') });
+    const trusted = () => ({ tls_ca_cert_path: join(pki, 'trusted-ca.pem') });
 
-  it('dials the interceptor whose certificate the configured CA signed for its host name (the control)', async () => {
-    await dials(good.endpoint, trusted());
-  });
+    it('dials the interceptor whose certificate the configured CA signed for its host name (the control)', async () => {
+      await dials(good.endpoint, trusted());
+    });
 
-  it('refuses a self-signed certificate', async () => {
-    const f = await tlsFixture('self');
-    expect(await refusal(f.endpoint, trusted())).toMatch(
-      /^interceptor 'ext': Describe failed.*self[- ]signed certificate/,
-    );
-  });
+    it('refuses a self-signed certificate', async () => {
+      const f = await tlsFixture('self');
+      expect(await refusal(f.endpoint, trusted())).toMatch(
+        /^interceptor 'ext': Describe failed.*self[- ]signed certificate/,
+      );
+    });
 
-  it('refuses a certificate from another CA, valid for the right host name', async () => {
-    const f = await tlsFixture('rogue');
-    expect(await refusal(f.endpoint, trusted())).toMatch(
-      /^interceptor 'ext': Describe failed.*unable to (verify the first certificate|get local issuer certificate)/,
-    );
-  });
+    it('refuses a certificate from another CA, valid for the right host name', async () => {
+      const f = await tlsFixture('rogue');
+      expect(await refusal(f.endpoint, trusted())).toMatch(
+        /^interceptor 'ext': Describe failed.*unable to (verify the first certificate|get local issuer certificate)/,
+      );
+    });
 
-  it('refuses a certificate from the right CA for another host name', async () => {
-    const f = await tlsFixture('wrong-host');
-    expect(await refusal(f.endpoint, trusted())).toMatch(
-      /^interceptor 'ext': Describe failed.*Hostname\/IP does not match certificate's altnames/,
-    );
-  });
+    it('refuses a certificate from the right CA for another host name', async () => {
+      const f = await tlsFixture('wrong-host');
+      expect(await refusal(f.endpoint, trusted())).toMatch(
+        /^interceptor 'ext': Describe failed.*Hostname\/IP does not match certificate's altnames/,
+      );
+    });
 
-  it('refuses an expired certificate from the right CA', async () => {
-    const f = await tlsFixture('expired');
-    expect(await refusal(f.endpoint, trusted())).toMatch(
-      /^interceptor 'ext': Describe failed.*certificate has expired/,
-    );
-  });
+    it('refuses an expired certificate from the right CA', async () => {
+      const f = await tlsFixture('expired');
+      expect(await refusal(f.endpoint, trusted())).toMatch(
+        /^interceptor 'ext': Describe failed.*certificate has expired/,
+      );
+    });
 
-  it('refuses an https endpoint that answers in plaintext (no TLS at all)', async () => {
-    const f = await startInterceptorServer({ manifest: MANIFEST });
-    fixtures.push(f);
-    const port = new URL(f.endpoint).port;
-    expect(await refusal(`https://localhost:${port}`, trusted())).toMatch(
-      /^interceptor 'ext': Describe failed/,
-    );
-  });
-});
+    it('refuses an https endpoint that answers in plaintext (no TLS at all)', async () => {
+      const f = await startInterceptorServer({ manifest: MANIFEST });
+      fixtures.push(f);
+      const port = new URL(f.endpoint).port;
+      expect(await refusal(`https://localhost:${port}`, trusted())).toMatch(
+        /^interceptor 'ext': Describe failed/,
+      );
+    });
+  },
+);

@@ -93,30 +93,28 @@ const LISTEN =
   "require('net').createServer((s) => { s.on('error', () => {}); s.end('squatter'); }).listen(process.argv[1], () => console.log('up'))";
 
 describe('hostile neighbours: serving on a unix socket', () => {
-  it.skipIf(!canDropToNobody)(
-    "refuses a path where another user's server is listening, and leaves the squatter alone",
-    async () => {
-      const d = join(dir, 'squat');
-      await mkdir(d);
-      await chmod(d, 0o777);
-      const path = join(d, 'svc.sock');
-      await asNobody(LISTEN, [path]);
-      expect((await lstat(path)).uid).toBe(NOBODY);
-      expect(await refusal(path)).toBe(`unix socket ${path}: another process is listening on it`);
-      // Still the squatter's socket, still answering: nothing was unlinked or rebound.
-      expect((await lstat(path)).uid).toBe(NOBODY);
-      const answer = await new Promise<string>((resolve) => {
-        const s = connect({ path });
-        let got = '';
-        s.on('data', (b) => {
-          got += b.toString();
-        });
-        s.on('error', (e) => resolve(`error: ${e.message}`));
-        s.on('close', () => resolve(got));
+  it("refuses a path where another user's server is listening, and leaves the squatter alone", async (ctx) => {
+    ctx.skip(!canDropToNobody, 'needs root and setpriv to act as another user (nobody)');
+    const d = join(dir, 'squat');
+    await mkdir(d);
+    await chmod(d, 0o777);
+    const path = join(d, 'svc.sock');
+    await asNobody(LISTEN, [path]);
+    expect((await lstat(path)).uid).toBe(NOBODY);
+    expect(await refusal(path)).toBe(`unix socket ${path}: another process is listening on it`);
+    // Still the squatter's socket, still answering: nothing was unlinked or rebound.
+    expect((await lstat(path)).uid).toBe(NOBODY);
+    const answer = await new Promise<string>((resolve) => {
+      const s = connect({ path });
+      let got = '';
+      s.on('data', (b) => {
+        got += b.toString();
       });
-      expect(answer).toBe('squatter');
-    },
-  );
+      s.on('error', (e) => resolve(`error: ${e.message}`));
+      s.on('close', () => resolve(got));
+    });
+    expect(answer).toBe('squatter');
+  });
 
   it('refuses a regular file at the path and never deletes it', async () => {
     const path = join(dir, 'planted-file');
@@ -148,41 +146,37 @@ describe('hostile neighbours: serving on a unix socket', () => {
     expect(await refusal(path)).toBe(`unix socket ${path}: ${linked} is a symbolic link; use the real path`);
   });
 
-  it.skipIf(!canDropToNobody)(
-    'replaces a dead socket another user left behind, and the new socket is ours with mode 0600',
-    async () => {
-      const d = join(dir, 'stale');
-      await mkdir(d);
-      await chmod(d, 0o777);
-      const path = join(d, 'svc.sock');
-      const { child } = await asNobody(LISTEN, [path]);
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGKILL');
-      await exited;
-      expect((await lstat(path)).uid).toBe(NOBODY);
-      const s = await start(path);
-      const st = await lstat(path);
-      expect(st.uid).toBe(process.getuid?.());
-      expect(st.mode & 0o777).toBe(0o600);
-      const c = interceptorClient(s.address);
-      cleanups.push(() => c.close());
-      expect((await c.describe()).name).toBe('svc');
-    },
-  );
+  it('replaces a dead socket another user left behind, and the new socket is ours with mode 0600', async (ctx) => {
+    ctx.skip(!canDropToNobody, 'needs root and setpriv to act as another user (nobody)');
+    const d = join(dir, 'stale');
+    await mkdir(d);
+    await chmod(d, 0o777);
+    const path = join(d, 'svc.sock');
+    const { child } = await asNobody(LISTEN, [path]);
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
+    expect((await lstat(path)).uid).toBe(NOBODY);
+    const s = await start(path);
+    const st = await lstat(path);
+    expect(st.uid).toBe(process.getuid?.());
+    expect(st.mode & 0o777).toBe(0o600);
+    const c = interceptorClient(s.address);
+    cleanups.push(() => c.close());
+    expect((await c.describe()).name).toBe('svc');
+  });
 
-  it.skipIf(!canDropToNobody)(
-    'keeps other local users out: the socket mode refuses their connect',
-    async () => {
-      const d = join(dir, 'private');
-      await mkdir(d, { mode: 0o755 });
-      await chown(d, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-      const path = join(d, 'svc.sock');
-      await start(path);
-      const { firstLine } = await asNobody(
-        "const s = require('net').connect({ path: process.argv[1] }); s.on('connect', () => { console.log('connected'); process.exit(0); }); s.on('error', (e) => { console.log(e.code); process.exit(0); });",
-        [path],
-      );
-      expect(firstLine).toBe('EACCES');
-    },
-  );
+  it('keeps other local users out: the socket mode refuses their connect', async (ctx) => {
+    ctx.skip(!canDropToNobody, 'needs root and setpriv to act as another user (nobody)');
+    const d = join(dir, 'private');
+    await mkdir(d, { mode: 0o755 });
+    await chown(d, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+    const path = join(d, 'svc.sock');
+    await start(path);
+    const { firstLine } = await asNobody(
+      "const s = require('net').connect({ path: process.argv[1] }); s.on('connect', () => { console.log('connected'); process.exit(0); }); s.on('error', (e) => { console.log(e.code); process.exit(0); });",
+      [path],
+    );
+    expect(firstLine).toBe('EACCES');
+  });
 });
