@@ -156,6 +156,32 @@ for (const transport of ['in-process', 'grpc'] as TestTransport[]) {
   });
 }
 
+describe('testGateway provider profiles', () => {
+  for (const transport of ['in-process', 'grpc'] as TestTransport[]) {
+    it(`aggregates an interceptor's snapshot with the gateway's own catalog (${transport})`, async () => {
+      const catalog = interceptor('catalog').providerProfiles(() => [
+        { id: 'Acme-LLM', displayName: 'Acme' },
+      ]);
+      const gw = await start({
+        interceptors: [catalog],
+        transport,
+        providerProfileSources: ['builtin', 'catalog'],
+        providerProfiles: { builtin: [] },
+      });
+      const cat = await gw.gateway.providerProfiles();
+      expect(cat.sources.map((s) => s.source)).toEqual(['builtin', 'interceptor:catalog']);
+      expect(cat.profiles.map((p) => p.id)).toEqual(['Acme-LLM']);
+      expect(cat.revision).toMatch(/^sha256:[0-9a-f]{64}$/);
+    });
+  }
+
+  it('refuses a profile source that names an interceptor without profiles', async () => {
+    await expect(testGateway({ interceptors: [naming], providerProfileSources: ['naming'] })).rejects.toThrow(
+      /does not advertise provider_profiles/,
+    );
+  });
+});
+
 describe('testGateway auth', () => {
   it('signs tokens and the SDK verifies them over gRPC (auth is on by default there)', async () => {
     const gw = await start({ interceptors: [naming], transport: 'grpc' });

@@ -10,6 +10,7 @@ import {
   gatewayConfigFromObject,
   type InterceptOutcome,
   type InterceptorTransport,
+  type ProviderProfileInputs,
 } from '@openshell-interceptors/gateway';
 import {
   DEFAULT_GATEWAY_ID,
@@ -117,6 +118,13 @@ export interface TestGatewayOptions {
   readonly principal?: PrincipalMap;
   /** Runtime logs go here; by default they are kept in `gateway.logs`. */
   readonly logger?: pino.Logger;
+  /**
+   * `[openshell.gateway] provider_profile_sources`, in order: `'builtin'`, `'user'`, or the
+   * (configured) name of an interceptor that serves provider profiles.
+   */
+  readonly providerProfileSources?: readonly string[];
+  /** The gateway's own `builtin` and `user` catalogs. */
+  readonly providerProfiles?: ProviderProfileInputs;
 }
 
 export interface CallOptions<M extends InterceptableMethod> {
@@ -344,6 +352,10 @@ export async function testGateway(
     }
 
     const gw: Record<string, unknown> = { gateway_id: gatewayId, interceptors: tables };
+    if (options.providerProfileSources)
+      gw.provider_profile_sources = options.providerProfileSources.map((s) =>
+        s === 'builtin' || s === 'user' ? { type: s } : { type: 'interceptor', name: s },
+      );
     if (auth && key) {
       gw.jwt_private_key_path = key.privateKeyPath;
       gw.jwt_key_id = key.keyId;
@@ -353,6 +365,7 @@ export async function testGateway(
     const runtime = await createGateway(config, {
       transport: (ic) => transports.get(ic.name),
       logger: options.logger ?? (memory as { logger: pino.Logger }).logger,
+      ...(options.providerProfiles ? { providerProfiles: options.providerProfiles } : {}),
     });
     cleanups.push(() => runtime.close());
 
