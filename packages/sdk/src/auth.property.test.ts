@@ -140,6 +140,7 @@ const structureMutation = fc
     'four-segments',
     'swap-header-payload',
     'borrow-signature',
+    'borrow-payload',
     'other-key-signature',
     'other-key-payload',
     'doubled',
@@ -167,6 +168,8 @@ const structureMutation = fc
         return `${p}.${h}.${s}`;
       case 'borrow-signature':
         return `${h}.${p}.${os}`;
+      case 'borrow-payload':
+        return `${h}.${op}.${s}`;
       case 'other-key-signature':
         return `${h}.${p}.${ks}`;
       case 'other-key-payload':
