@@ -35,10 +35,10 @@ function isInterceptor(v: unknown): v is Interceptor {
 
 class Composite implements InternalInterceptor {
   readonly name: string;
-  private readonly owned: readonly Owned[];
-  private readonly byId: ReadonlyMap<string, Owned>;
-  private readonly profilesPart: Interceptor | undefined;
-  private logger: Logger | undefined;
+  readonly #owned: readonly Owned[];
+  readonly #byId: ReadonlyMap<string, Owned>;
+  readonly #profilesPart: Interceptor | undefined;
+  #logger: Logger | undefined;
 
   constructor(name: string, parts: readonly Interceptor[]) {
     if (typeof name !== 'string' || name.trim() === '' || /[\s\p{Cc}]/u.test(name)) {
@@ -72,45 +72,45 @@ class Composite implements InternalInterceptor {
         `compose('${name}'): only one part may serve provider profiles (${profileParts.map((p) => `'${p.name}'`).join(', ')} do)`,
       );
     }
-    this.owned = owned;
-    this.byId = byId;
-    this.profilesPart = profileParts[0];
+    this.#owned = owned;
+    this.#byId = byId;
+    this.#profilesPart = profileParts[0];
   }
 
   manifest(): InterceptorManifest {
     return {
       name: this.name,
-      bindings: this.owned.map((o) => ({ ...o.binding, phases: [...o.binding.phases] })),
+      bindings: this.#owned.map((o) => ({ ...o.binding, phases: [...o.binding.phases] })),
       failurePolicy: '',
-      providerProfiles: this.profilesPart !== undefined,
+      providerProfiles: this.#profilesPart !== undefined,
       expectedAudience: defaultAudience(this.name),
     };
   }
 
   evaluate(ev: InterceptorEvaluation, ctx?: EvaluateContext): Promise<InterceptorResult> {
-    this.logger ??= defaultLogger(this.name);
-    return instrumentedEvaluate(this, ev, ctx, { logger: this.logger });
+    this.#logger ??= defaultLogger(this.name);
+    return instrumentedEvaluate(this, ev, ctx, { logger: this.#logger });
   }
 
   snapshotProviderProfiles(ctx?: EvaluateContext): Promise<ProviderProfileSnapshot> {
-    if (!this.profilesPart) {
+    if (!this.#profilesPart) {
       return Promise.reject(
         new EvaluateError('UNIMPLEMENTED', `interceptor '${this.name}' does not serve provider profiles`),
       );
     }
-    return this.profilesPart.snapshotProviderProfiles(ctx);
+    return this.#profilesPart.snapshotProviderProfiles(ctx);
   }
 
   async [kEvaluate](ev: InterceptorEvaluation, ctx: EvaluateContext | undefined): Promise<EvaluationOutcome> {
     if (ev.bindingId !== '') {
-      const o = this.byId.get(ev.bindingId);
+      const o = this.#byId.get(ev.bindingId);
       if (!o)
         throw new EvaluateError('NOT_FOUND', `interceptor '${this.name}' has no binding '${ev.bindingId}'`);
       return evaluateWithInfo(o.part, ev, ctx);
     }
     const { payload, route: r } = routeEvaluation(ev);
     const phase = payload.phase;
-    const candidates = this.owned.filter(
+    const candidates = this.#owned.filter(
       (o) =>
         o.binding.selector?.method === r.method && o.binding.phases.some((p) => phaseFromWire(p) === phase),
     );

@@ -632,3 +632,13 @@ describe('contract safety', () => {
     });
   });
 });
+
+describe('integrator properties', () => {
+  it('a property an integrator attaches (log, options, settings) cannot break the interceptor', async () => {
+    const i = interceptor('decorated').validate('DeleteSandbox', () => deny('FAILED_PRECONDITION', 'busy'));
+    Object.assign(i, { log: () => 'mine', options: {}, settings: {}, bindings: 'x', register: 1 });
+    const r = await i.evaluate(evaluation('DeleteSandbox', 'validate', { name: 'sb' }));
+    expect(r).toMatchObject({ allowed: false, statusCode: 'FAILED_PRECONDITION', reason: 'busy' });
+    expect(i.manifest().bindings).toHaveLength(1);
+  });
+});

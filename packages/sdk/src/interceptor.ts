@@ -122,11 +122,11 @@ function isPatchArray(v: unknown): v is readonly Patch[] {
 
 class Builder implements InterceptorBuilder, InternalInterceptor {
   readonly name: string;
-  private readonly options: InterceptorOptions;
-  private readonly bindings = new Map<string, BindingDef>();
-  private provider: { fn: ProviderProfilesProvider; opts: ProviderProfilesOptions } | undefined;
-  private readonly settings: ContractSettings;
-  private logger: Logger | undefined;
+  readonly #options: InterceptorOptions;
+  readonly #bindings = new Map<string, BindingDef>();
+  #provider: { fn: ProviderProfilesProvider; opts: ProviderProfilesOptions } | undefined;
+  readonly #settings: ContractSettings;
+  #logger: Logger | undefined;
 
   constructor(name: string, options: InterceptorOptions) {
     this.name = checkName(name);
@@ -138,26 +138,26 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
         `interceptor '${name}': expectedAudience must not contain whitespace or control characters`,
       );
     }
-    this.options = options;
-    this.logger = options.logger;
+    this.#options = options;
+    this.#logger = options.logger;
     const self = this;
-    this.settings = {
+    this.#settings = {
       strict: options.strict ?? isTestEnvironment(),
       maxPatches: positiveInt(options.maxPatches, DEFAULT_MAX_PATCHES, 'maxPatches'),
       maxResultBytes: positiveInt(options.maxResultBytes, DEFAULT_MAX_RESULT_BYTES, 'maxResultBytes'),
       get logger() {
-        return self.log();
+        return self.#log();
       },
     };
   }
 
-  private log(): Logger {
-    this.logger ??= defaultLogger(this.name);
-    return this.logger;
+  #log(): Logger {
+    this.#logger ??= defaultLogger(this.name);
+    return this.#logger;
   }
 
   modify<M extends InterceptableMethod>(method: M, handler: ModifyHandler<M>, opts?: BindingOptions): this {
-    return this.register('modify_operation', method, handler as AnyHandler, opts);
+    return this.#register('modify_operation', method, handler as AnyHandler, opts);
   }
 
   validate<M extends InterceptableMethod>(
@@ -165,23 +165,23 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
     handler: ValidateHandler<M>,
     opts?: BindingOptions,
   ): this {
-    return this.register('validate', method, handler as AnyHandler, opts);
+    return this.#register('validate', method, handler as AnyHandler, opts);
   }
 
   observe<M extends InterceptableMethod>(method: M, handler: ObserveHandler<M>, opts?: BindingOptions): this {
-    return this.register('post_commit', method, handler as AnyHandler, opts);
+    return this.#register('post_commit', method, handler as AnyHandler, opts);
   }
 
   providerProfiles(provider: ProviderProfilesProvider, opts: ProviderProfilesOptions = {}): this {
     if (typeof provider !== 'function')
       throw new TypeError(`interceptor '${this.name}': providerProfiles needs a function`);
-    if (this.provider)
+    if (this.#provider)
       throw new Error(`interceptor '${this.name}': a provider profile source is already registered`);
-    this.provider = { fn: provider, opts };
+    this.#provider = { fn: provider, opts };
     return this;
   }
 
-  private register(phase: Phase, method: string, handler: AnyHandler, opts: BindingOptions = {}): this {
+  #register(phase: Phase, method: string, handler: AnyHandler, opts: BindingOptions = {}): this {
     const verb = PHASE_VERB[phase];
     const where = `interceptor '${this.name}' ${verb}('${method}')`;
     if (!isInterceptableMethod(method)) {
@@ -208,10 +208,10 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
     if (opts.when !== undefined) checkSelector(opts.when, where);
 
     const observe = phase === 'post_commit';
-    let b = this.bindings.get(id);
+    let b = this.#bindings.get(id);
     if (!b) {
       b = { id, route: route(method), observe, failurePolicy: undefined, handlers: new Map() };
-      this.bindings.set(id, b);
+      this.#bindings.set(id, b);
     } else {
       if (b.route.method !== method) {
         throw new Error(`${where}: binding id '${id}' already selects ${b.route.method}; choose another id`);
@@ -238,7 +238,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
   }
 
   manifest(): InterceptorManifest {
-    const bindings: InterceptorBinding[] = [...this.bindings.values()].map((b) => ({
+    const bindings: InterceptorBinding[] = [...this.#bindings.values()].map((b) => ({
       id: b.id,
       selector: { rpc: b.route.rpc, service: b.route.service, method: b.route.method },
       phases: PHASES.filter((p) => b.handlers.has(p)).map(phaseToWire),
@@ -247,26 +247,26 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
     return {
       name: this.name,
       bindings,
-      failurePolicy: this.options.failurePolicy ?? '',
-      providerProfiles: this.provider !== undefined,
-      expectedAudience: this.options.expectedAudience ?? defaultAudience(this.name),
+      failurePolicy: this.#options.failurePolicy ?? '',
+      providerProfiles: this.#provider !== undefined,
+      expectedAudience: this.#options.expectedAudience ?? defaultAudience(this.name),
     };
   }
 
   evaluate(ev: InterceptorEvaluation, ctx?: EvaluateContext): Promise<InterceptorResult> {
-    return instrumentedEvaluate(this, ev, ctx, { logger: this.log() });
+    return instrumentedEvaluate(this, ev, ctx, { logger: this.#log() });
   }
 
   async snapshotProviderProfiles(ctx?: EvaluateContext): Promise<ProviderProfileSnapshot> {
-    if (!this.provider) {
+    if (!this.#provider) {
       throw new EvaluateError('UNIMPLEMENTED', `interceptor '${this.name}' does not serve provider profiles`);
     }
-    return snapshotFromProvider(this.name, this.provider.fn, this.provider.opts, ctx, this.settings);
+    return snapshotFromProvider(this.name, this.#provider.fn, this.#provider.opts, ctx, this.#settings);
   }
 
-  private selectBinding(ev: InterceptorEvaluation, phase: Phase, r: Route): BindingDef {
+  #selectBinding(ev: InterceptorEvaluation, phase: Phase, r: Route): BindingDef {
     if (ev.bindingId !== '') {
-      const b = this.bindings.get(ev.bindingId);
+      const b = this.#bindings.get(ev.bindingId);
       if (!b)
         throw new EvaluateError('NOT_FOUND', `interceptor '${this.name}' has no binding '${ev.bindingId}'`);
       if (b.route.method !== r.method) {
@@ -280,7 +280,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       }
       return b;
     }
-    const candidates = [...this.bindings.values()].filter(
+    const candidates = [...this.#bindings.values()].filter(
       (b) => b.route.method === r.method && b.handlers.has(phase),
     );
     if (candidates.length === 0) {
@@ -301,7 +301,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
   async [kEvaluate](ev: InterceptorEvaluation, ctx: EvaluateContext | undefined): Promise<EvaluationOutcome> {
     const { payload, route: r } = routeEvaluation(ev);
     const phase = payload.phase;
-    const b = this.selectBinding(ev, phase, r);
+    const b = this.#selectBinding(ev, phase, r);
     const entry = b.handlers.get(phase)!;
     const view: JsonObject = (payload.operation ?? {}) as JsonObject;
     const principal = readPrincipal(ev.principal);
@@ -377,7 +377,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       returned = await scope.race(async () => entry.handler(handlerCtx as never));
     } catch (err) {
       if (err instanceof EvaluateError || err instanceof ContractViolationError) throw err;
-      this.log().error(
+      this.#log().error(
         { err, interceptor: this.name, binding_id: b.id, phase, rpc: r.rpc },
         'interceptor handler threw; answering INTERNAL (a thrown error is not a denial: use deny())',
       );
@@ -386,13 +386,13 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       scope.dispose();
     }
 
-    const raw = this.normalize(returned, view, draft, { bindingId: b.id, phase });
+    const raw = this.#normalize(returned, view, draft, { bindingId: b.id, phase });
     const allAnnotations = { ...annotations, ...raw.annotations };
     const checked = checkResult(
       { ...raw, annotations: allAnnotations },
       view,
       { interceptor: this.name, bindingId: b.id, phase, requestType: r.requestType },
-      this.settings,
+      this.#settings,
     );
     return {
       result: checked.result,
@@ -408,7 +408,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
   }
 
   /** A handler's return value → decision, patches (draft diff first, then explicit) and annotations. */
-  private normalize(
+  #normalize(
     returned: unknown,
     view: JsonObject,
     draft: JsonObject | undefined,
@@ -449,8 +449,8 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       `the handler returned ${JSON.stringify(returned)}; return allow(), deny(...), patches or nothing`,
       { interceptor: this.name, bindingId: at.bindingId },
     );
-    if (this.settings.strict) throw err;
-    this.log().error(
+    if (this.#settings.strict) throw err;
+    this.#log().error(
       { rule: err.rule, interceptor: this.name, binding_id: at.bindingId, phase: at.phase },
       err.message,
     );
