@@ -216,6 +216,19 @@ describe('testGateway auth', () => {
       });
       expect(gw.plan.interceptors[0]?.authenticated).toBe(true);
       expect(await gw.call('CreateSandbox', { name: 'Remote' })).toBePatched('/name', 'remote');
+      // The same key also signs for SDK interceptors run by the test gateway (auth on by default with a key).
+      const mixed = await start({
+        interceptors: [
+          { name: 'remote', endpoint: `http://${server.address}`, audience: 'urn:acme:naming' },
+          labeller,
+        ],
+        signingKey: key,
+      });
+      expect(mixed.plan.interceptors.every((i) => i.authenticated)).toBe(true);
+      expect(await mixed.call('CreateSandbox', { name: 'Mixed' })).toHaveFinalOperation({
+        name: 'mixed',
+        labels: { owner: 'platform' },
+      });
       await expect(
         testGateway({
           interceptors: [

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -106,8 +107,8 @@ export interface TestGatewayOptions {
   readonly listen?: 'tcp' | 'unix';
   /**
    * Sign gateway tokens with a fresh Ed25519 key and verify them in every SDK interceptor
-   * (default: true with `grpc`, false in process). Endpoint entries get tokens only when
-   * `signingKey` is given; otherwise the runtime calls them without a token.
+   * (default: true with `grpc` or a `signingKey`, false otherwise). Endpoint entries get
+   * tokens only when `signingKey` is given; otherwise the runtime calls them without a token.
    */
   readonly auth?: boolean;
   /** Use this key instead of a fresh one (e.g. the key an external service trusts). */
@@ -266,7 +267,7 @@ export async function testGateway(
   if (mode !== 'in-process' && mode !== 'grpc')
     throw new TypeError(`testGateway: transport must be 'in-process' or 'grpc', got ${JSON.stringify(mode)}`);
   if (options.interceptors.length === 0) throw new TypeError('testGateway: give at least one interceptor');
-  const auth = options.auth ?? mode === 'grpc';
+  const auth = options.auth ?? (mode === 'grpc' || options.signingKey !== undefined);
   const gatewayId = options.gatewayId ?? DEFAULT_GATEWAY_ID;
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async () => {
@@ -305,8 +306,10 @@ export async function testGateway(
       key = k;
       publicKey = k.publicKey;
     }
-    if (auth && !publicKey && prepared.some((p) => p.interceptor))
-      throw new TypeError('testGateway: auth with a given signingKey works for endpoint entries only');
+    if (auth && key && !publicKey && prepared.some((p) => p.interceptor)) {
+      // SDK interceptors verify with the public half of the given key.
+      publicKey = createPublicKey(createPrivateKey(await readFile(key.privateKeyPath, 'utf8')));
+    }
 
     const transports = new Map<string, InterceptorTransport>();
     const addresses: Record<string, string> = {};

@@ -2,7 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import namingInterceptor from '@openshell-interceptors/example-naming';
+import { serve } from '@openshell-interceptors/sdk';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestSigningKey } from './keys.js';
 import { loadSuite, runSuite, SuiteError } from './suite.js';
 import { defineSuiteTests } from './vitest.js';
 
@@ -144,6 +148,34 @@ describe('loadSuite refuses what it does not recognise', () => {
         expect(() => loadSuite(file)).toThrow(error);
       });
     }
+
+    it('runs over gRPC with tokens, and against a running endpoint with a given signing key', async () => {
+      const grpcSuite = join(dir, 'grpc.yaml');
+      await writeFile(
+        grpcSuite,
+        `${head}transport: grpc\n${naming}cases:\n  - { name: a, rpc: CreateSandbox, overlay: { name: Up }, expect: { patched: { /name: up } } }\n`,
+      );
+      expect((await runSuite(grpcSuite)).cases.map((c) => c.failures)).toEqual([[]]);
+
+      const key = await createTestSigningKey('suite-key');
+      const server = await serve(namingInterceptor, {
+        listen: '127.0.0.1:0',
+        logger: pino({ level: 'silent' }),
+        auth: { publicKey: key.publicKey, keyId: 'suite-key', audience: 'urn:acme:naming' },
+      });
+      try {
+        const remote = join(dir, 'remote.yaml');
+        await writeFile(
+          remote,
+          `${head}signing_key: { private_key: ${key.privateKeyPath}, key_id: suite-key }\ninterceptors:\n  - { endpoint: "http://${server.address}", name: remote, audience: "urn:acme:naming", failure_policy: fail_closed }\ncases:\n  - name: a\n    rpc: CreateSandbox\n    overlay: { name: Remote }\n    expect:\n      patched: { /name: remote }\n      evaluations: [{ interceptor: remote, decision: allow, applied: true }, { interceptor: remote, phase: validate }]\n`,
+        );
+        const r = await runSuite(remote);
+        expect(r.cases.map((c) => c.failures)).toEqual([[]]);
+      } finally {
+        await server.close({ graceMs: 100 });
+        await key.cleanup();
+      }
+    });
 
     it('a module that does not export an Interceptor fails at start, naming the module', async () => {
       const mod = join(dir, 'nothing.mjs');

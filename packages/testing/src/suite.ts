@@ -625,7 +625,7 @@ export function loadSuite(path: string | URL): SuiteSpec {
     file,
     name: at.string(top, 'name') ?? file,
     transport,
-    auth: at.bool(top, 'auth') ?? transport === 'grpc',
+    auth: at.bool(top, 'auth') ?? (transport === 'grpc' || signingKey !== undefined),
     ...(gatewayId ? { gatewayId } : {}),
     ...(signingKey ? { signingKey } : {}),
     interceptors,
