@@ -30,7 +30,7 @@ async function checkBroken(
   });
   try {
     return await checkInterceptorService(svc.endpoint, {
-      timeoutMs: 200,
+      timeoutMs: 1000,
       latencySamples: 20,
       concurrency: 8,
       ...(auth ? withAuth() : {}),
@@ -82,7 +82,9 @@ describe('check passes correct services', () => {
           audience: 'urn:openshell:extension:interceptor:naming',
         },
       });
-      expect(r.findings.filter((f) => f.status !== 'pass')).toEqual([]);
+      expect(failed(r)).toEqual([]);
+      // Only a loaded machine could make latency a warning; nothing else may be.
+      expect(r.findings.filter((f) => f.status === 'warn' && f.id !== 'latency')).toEqual([]);
       expect(r.interceptor).toBe('naming');
       expect(r.findings.find((f) => f.id === 'bad-input.no-phase')?.detail).toBe(
         'refused with INVALID_ARGUMENT',
@@ -148,7 +150,7 @@ describe('check finds every planted defect', () => {
     it(`${defect} → ${ids.join(', ')}`, async () => {
       const r = await checkBroken(
         [defect],
-        defect === 'degrades' ? { latencySamples: 30 } : {},
+        defect === 'degrades' ? { latencySamples: 30, timeoutMs: 200 } : {},
         auth === true,
       );
       expect(failed(r)).toEqual([...ids].sort());

@@ -22,7 +22,7 @@ async function gateway(
 ): Promise<TestGateway> {
   const gw = await testGateway({
     interceptors: [
-      { interceptor: withFaults(naming, fault), failurePolicy, timeout: '100ms', breaker: false },
+      { interceptor: withFaults(naming, fault), failurePolicy, timeout: '300ms', breaker: false },
     ],
     transport,
   });
@@ -37,9 +37,9 @@ const CASES: { name: string; fault: Fault; layer: FailureLayer; cause: RegExp }[
     name: 'a delay beyond the timeout',
     fault: faults.delay(5_000, modify),
     layer: 'deadline',
-    cause: /no answer within 100ms/,
+    cause: /no answer within 300ms/,
   },
-  { name: 'a hung service', fault: faults.hang(modify), layer: 'deadline', cause: /no answer within 100ms/ },
+  { name: 'a hung service', fault: faults.hang(modify), layer: 'deadline', cause: /no answer within 300ms/ },
   {
     name: 'a transport failure (UNAVAILABLE)',
     fault: faults.unavailable(modify),
