@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { gatewayLogger } from '@openshell-interceptors/gateway';
 import { type RunningServer, serve } from '@openshell-interceptors/sdk';
 import { createTestSigningKey, type TestSigningKey } from '@openshell-interceptors/testing';
@@ -73,6 +77,47 @@ describe('describe', () => {
     expect(r.stderr).toContain('Describe failed: UNAUTHENTICATED');
     const j = await runCli(['describe', server.address, '--json']);
     expect(JSON.parse(j.stdout).error.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('reaches a unix socket', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-describe-'));
+    const sock = await serve(ownerLabel, {
+      listen: `unix://${join(dir, 'owner.sock')}`,
+      logger: gatewayLogger(new PassThrough(), 'silent'),
+      insecure: true,
+    });
+    try {
+      const r = await runCli(['describe', sock.address]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`owner-label  ${sock.address}`);
+    } finally {
+      await sock.close({ graceMs: 100 });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('speaks https with --ca (the private CA replaces the platform roots)', async () => {
+    // The SDK's test certificates: a private CA and a server certificate for localhost.
+    const tls = fileURLToPath(new URL('../../../sdk/src/__fixtures__/tls/', import.meta.url));
+    const secure = await serve(ownerLabel, {
+      listen: '127.0.0.1:0',
+      logger: gatewayLogger(new PassThrough(), 'silent'),
+      insecure: true,
+      tls: { cert: readFileSync(`${tls}server.crt`), key: readFileSync(`${tls}server.key`) },
+    });
+    try {
+      const endpoint = `https://localhost:${secure.port}`;
+      const r = await runCli(['describe', endpoint, '--ca', `${tls}ca.crt`, '--json']);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).manifest.name).toBe('owner-label');
+      const wrongCa = await runCli(['describe', endpoint, '--ca', `${tls}other-ca.crt`, '--timeout', '2s']);
+      expect(wrongCa.code).toBe(2);
+      expect((await runCli(['describe', insecure.address, '--ca', `${tls}ca.crt`])).stderr).toContain(
+        'only used with an https:// endpoint',
+      );
+    } finally {
+      await secure.close({ graceMs: 100 });
+    }
   });
 
   it('exits 2 on usage errors and an unreachable endpoint', async () => {
