@@ -442,7 +442,8 @@ describe(`soak: ${OPS} operations at concurrency ${CONCURRENCY} with faults`, ()
 
       // The faults really happened, and both failure policies were exercised.
       expect(samples.naming.starts).toBe(CYCLES + 1);
-      expect(tally.evalErrors.get('naming:transport') ?? 0).toBeGreaterThan(0);
+      // (while naming is down its calls fail at the transport, or at once once its breaker opens)
+      expect([...tally.evalErrors.keys()].some((k) => k.startsWith('naming:'))).toBe(true);
       expect([...tally.evalErrors.keys()].some((k) => k.startsWith('stamper:'))).toBe(true);
       expect(warnings.failedClosed).toBeGreaterThan(0);
       expect(warnings.failedOpen).toBeGreaterThan(0);
