@@ -56,5 +56,6 @@ export {
 export {
   createGrpcTransport,
   type InterceptorTransport,
+  statusFailureLayer,
   type TransportCall,
 } from './transport.js';

@@ -52,6 +52,14 @@ function sized<T>(decode: (b: Uint8Array) => T): (b: Buffer) => Sized<T> {
   return (b) => ({ message: decode(b), encodedBytes: b.length });
 }
 
+/**
+ * The failure layer of a status a call ended with: grpc-js reports connection problems
+ * (refused, reset, closed) as UNAVAILABLE or CANCELLED; any other status is the service's answer.
+ */
+export function statusFailureLayer(code: GrpcCodeName): 'transport' | 'status' {
+  return code === 'UNAVAILABLE' || code === 'CANCELLED' ? 'transport' : 'status';
+}
+
 /** A grpc-js ServiceError (or anything else) as a TransportError with a code name. */
 export function toTransportError(e: unknown, timeoutMs?: number): TransportError {
   if (e instanceof TransportError) return e;
@@ -67,10 +75,7 @@ export function toTransportError(e: unknown, timeoutMs?: number): TransportError
       );
     if (code === 'RESOURCE_EXHAUSTED' && /larger than max/i.test(details))
       return new TransportError(code, `response too large: ${details}`, 'size');
-    // grpc-js reports connection problems (refused, reset, closed) as UNAVAILABLE; an answer
-    // from the service with a status is a status failure.
-    const layer = code === 'UNAVAILABLE' || code === 'CANCELLED' ? 'transport' : 'status';
-    return new TransportError(code, `${code}: ${details}`, layer);
+    return new TransportError(code, `${code}: ${details}`, statusFailureLayer(code));
   }
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && /^[A-Z_]+$/.test(code))

@@ -1,10 +1,10 @@
 import {
   type InterceptorTransport,
+  statusFailureLayer,
   type TransportCall,
   TransportError,
 } from '@openshell-interceptors/gateway';
 import {
-  type GrpcCodeName,
   InterceptorEvaluation,
   InterceptorManifest,
   InterceptorResult,
@@ -21,11 +21,6 @@ import {
 export interface InProcessTransportOptions {
   /** Check the gateway's bearer token on every call, as `serve` does. */
   readonly verifier?: TokenVerifier;
-}
-
-/** The failure layer the gRPC transport would report for a status code. */
-function layerFor(code: GrpcCodeName): 'transport' | 'status' {
-  return code === 'UNAVAILABLE' || code === 'CANCELLED' ? 'transport' : 'status';
 }
 
 function causeOf(e: Error): string {
@@ -46,7 +41,7 @@ export function asTransportError(e: unknown): TransportError {
     return new TransportError('INTERNAL', `INTERNAL: ${e.message}`, 'status');
   const code = (e as { code?: unknown }).code;
   if (e instanceof Error && typeof code === 'string' && isGrpcCodeName(code) && code !== 'OK')
-    return new TransportError(code, `${code}: ${e.message}${causeOf(e)}`, layerFor(code));
+    return new TransportError(code, `${code}: ${e.message}${causeOf(e)}`, statusFailureLayer(code));
   const message = e instanceof Error ? e.message : String(e);
   return new TransportError('INTERNAL', `INTERNAL: internal error: ${message}`, 'status');
 }
