@@ -7,8 +7,8 @@ const HOST = fileURLToPath(new URL('./host.js', import.meta.url));
 
 export interface Host {
   readonly addresses: readonly string[];
-  /** CPU time (ms) and RSS of the server process so far. */
-  usage(): Promise<{ cpuMs: number; rss: number }>;
+  /** CPU time (ms) and RSS of the server process so far; `gc` forces a collection first. */
+  usage(gc?: boolean): Promise<{ cpuMs: number; rss: number }>;
   close(): Promise<void>;
 }
 
@@ -25,7 +25,10 @@ export interface HostOptions {
 
 export async function startHost(spec: HostSpec, opts: HostOptions = {}): Promise<Host> {
   const child = fork(HOST, [JSON.stringify(spec)], {
-    execArgv: opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
+    execArgv: [
+      '--expose-gc',
+      ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+    ],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   live.add(child);
@@ -58,7 +61,7 @@ export async function startHost(spec: HostSpec, opts: HostOptions = {}): Promise
 
   return {
     addresses: ready,
-    usage: () =>
+    usage: (gc = false) =>
       new Promise((resolve, reject) => {
         const onMessage = (m: HostMessage) => {
           if (m.type !== 'usage') return;
@@ -66,7 +69,7 @@ export async function startHost(spec: HostSpec, opts: HostOptions = {}): Promise
           resolve({ cpuMs: m.cpuMs, rss: m.rss });
         };
         child.on('message', onMessage);
-        if (!child.send({ type: 'usage' })) reject(new Error('server process is gone'));
+        if (!child.send({ type: gc ? 'gc' : 'usage' })) reject(new Error('server process is gone'));
       }),
     async close() {
       if (child.exitCode === null && child.connected) child.send({ type: 'close' });

@@ -2,8 +2,9 @@
 // and the server do not share one event loop (the machine has 2 cores: one each).
 // Protocol over the IPC channel: the parent passes a HostSpec as argv[2]; the child answers
 // { type: 'ready', addresses } (or { type: 'error', message }), then serves until it gets
-// { type: 'close' } or the parent goes away. { type: 'usage' } answers { type: 'usage', cpuMs, rss }.
-import { interceptor, patch, serve } from '@openshell-interceptors/sdk';
+// { type: 'close' } or the parent goes away. { type: 'usage' } answers { type: 'usage', cpuMs, rss };
+// { type: 'gc' } forces two garbage collections first (the child runs with --expose-gc).
+import { allow, interceptor, patch, serve } from '@openshell-interceptors/sdk';
 import { pino } from 'pino';
 import { type BareSpec, startBare } from './bare.js';
 import { BENCH_PATCH } from './payload.js';
@@ -13,6 +14,8 @@ export interface SdkSpec {
   readonly name: string;
   readonly listen: string;
   readonly auth?: { readonly publicKeyPem: string; readonly keyId: string; readonly audience: string };
+  /** A validate binding that reads the operation, instead of the modify binding with one patch. */
+  readonly validateOnly?: boolean;
   /** pino level of the SDK's per-evaluation log line (default warn: the bare server logs nothing). */
   readonly logLevel?: string;
 }
@@ -35,7 +38,10 @@ async function start(spec: ServerSpec): Promise<{ address: string; close(): Prom
   const i = interceptor(spec.name, {
     logger,
     ...(spec.auth ? { expectedAudience: spec.auth.audience } : {}),
-  }).modify('CreateSandbox', () => [patch.add(BENCH_PATCH.path, BENCH_PATCH.value)]);
+  });
+  if (spec.validateOnly)
+    i.validate('CreateSandbox', ({ operation }) => (operation.name ? allow() : undefined));
+  else i.modify('CreateSandbox', () => [patch.add(BENCH_PATCH.path, BENCH_PATCH.value)]);
   const s = await serve(i, {
     listen: spec.listen,
     logger,
@@ -61,7 +67,11 @@ async function main(): Promise<void> {
   process.on('disconnect', () => void shutdown());
   process.on('message', (m: { type?: string }) => {
     if (m.type === 'close') void shutdown();
-    else if (m.type === 'usage') {
+    else if (m.type === 'usage' || m.type === 'gc') {
+      if (m.type === 'gc') {
+        globalThis.gc?.();
+        globalThis.gc?.();
+      }
       const u = process.cpuUsage();
       send({ type: 'usage', cpuMs: (u.user + u.system) / 1000, rss: process.memoryUsage.rss() });
     }
