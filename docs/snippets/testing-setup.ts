@@ -1,0 +1,1 @@
+import '@openshell-interceptors/testing/vitest'; // expect.extend(...) + typings for vitest's expect
