@@ -268,8 +268,11 @@ describe('policy authority end to end (driver and interceptor as processes, behi
     expect(del.outcome, JSON.stringify(del.status)).toBe('allowed');
     expect(commits.at(-1)).toBe('delete bob-1');
     driver = await startDriver();
-    const again = await createSandbox('carol-2', 'carol');
-    expect(again.outcome, JSON.stringify(again.status)).toBe('allowed');
+    // The authority's channel reconnects with a backoff of up to a second after the restart,
+    // so new sandboxes are admitted again within a bounded time, not necessarily at once.
+    await expect
+      .poll(async () => (await createSandbox('carol-2', 'carol')).outcome, { timeout: 15_000, interval: 300 })
+      .toBe('allowed');
     // The release that found the driver down is retried once it is back.
     await expect.poll(driverHandles, { timeout: 20_000, interval: 250 }).not.toContain(bobHandle);
   });
