@@ -32,7 +32,9 @@ export {
   phaseToWire,
 } from './phase.js';
 export {
+  type CopyAlongOptions,
   copyAlongPointer,
+  copyForPatchOperation,
   escapePointerToken,
   formatJsonPointer,
   JsonPointerError,

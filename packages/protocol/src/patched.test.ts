@@ -1,7 +1,7 @@
 // The changed-paths check and the copy along a pointer (their exactness against the full
 // parse under arbitrary patches is a property test in the SDK, which applies the patches).
 import { describe, expect, it } from 'vitest';
-import { copyAlongPointer } from './pointer.js';
+import { copyAlongPointer, copyForPatchOperation } from './pointer.js';
 import { checkChangedProtoJson } from './view.js';
 
 describe('checkChangedProtoJson', () => {
@@ -47,5 +47,50 @@ describe('copyAlongPointer', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(copyAlongPointer(doc, '/a/b/c', new WeakSet())).toEqual(doc);
     expect(copyAlongPointer('scalar', '/x', new WeakSet())).toBe('scalar');
+  });
+});
+
+describe('copyAlongPointer with overlays', () => {
+  it('reads, writes and deletes like a copy (key order included) and never touches the original', () => {
+    const labels: Record<string, unknown> = { b: '1', a: '2', '10': 'x', '2': 'y' };
+    const doc = { labels };
+    const before = structuredClone(doc);
+    const out = copyAlongPointer(doc, '/labels/new', new WeakSet(), { overlay: true }) as typeof doc;
+    const o = out.labels as Record<string, unknown>;
+    o.new = 'n';
+    o['1'] = 'one';
+    delete o.b;
+    o.a = 'changed';
+    o.b = 'back';
+    const copy: Record<string, unknown> = { ...labels };
+    copy.new = 'n';
+    copy['1'] = 'one';
+    delete copy.b;
+    copy.a = 'changed';
+    copy.b = 'back';
+    expect(JSON.stringify(o)).toBe(JSON.stringify(copy));
+    expect(Object.keys(o)).toEqual(Object.keys(copy));
+    expect(Object.hasOwn(o, 'b')).toBe(true);
+    expect('toString' in o).toBe(true);
+    expect(Object.hasOwn(o, 'toString')).toBe(false);
+    expect(doc).toEqual(before);
+  });
+});
+
+describe('copyForPatchOperation', () => {
+  it('copies the item a move out of the same list shifts into place', () => {
+    const items = [{ a: 1 }, { b: 2 }, { c: 3 }];
+    const doc = { items };
+    const out = copyForPatchOperation(
+      doc,
+      { op: 'move', from: '/items/0', path: '/items/1/x' },
+      new WeakSet(),
+    ) as {
+      items: object[];
+    };
+    // After removing item 0, "/items/1" is today's item 2: it must be a copy too.
+    expect(out.items[2]).not.toBe(items[2]);
+    expect(out.items[1]).not.toBe(items[1]);
+    expect(out.items[0]).toBe(items[0]);
   });
 });
