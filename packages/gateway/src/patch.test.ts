@@ -15,7 +15,11 @@ const request = (): JsonObject => ({
   name: 'box',
   labels: { team: 'ml', tier: 'gold' },
   spec: {
-    template: { image: 'ubuntu:24.04', labels: { a: '1' } },
+    template: {
+      image: 'ubuntu:24.04',
+      labels: { a: '1' },
+      resources: { items: [{ a: 1 }, { b: 2 }, { c: 3 }] },
+    },
     environment: { A: '1' },
     command: ['bash', '-lc', 'true'],
   },
@@ -66,6 +70,21 @@ describe('applyPatches: copies only along the patch paths, never modifies the re
         const t = (r.spec as JsonObject).template as JsonObject;
         r.labels = { ...(t.labels as JsonObject), b: '2' };
         delete t.labels;
+      },
+    ],
+    [
+      'move a list item into a later sibling (the removal shifts the path)',
+      [{ op: 'move', from: '/spec/command/0', path: '/spec/command/1' }],
+      (r) => {
+        (r.spec as JsonObject).command = ['-lc', 'bash', 'true'];
+      },
+    ],
+    [
+      'move a list item into a later item (the removal shifts the target)',
+      [{ op: 'move', from: '/spec/template/resources/items/0', path: '/spec/template/resources/items/1/x' }],
+      (r) => {
+        const t = (r.spec as JsonObject).template as JsonObject;
+        t.resources = { items: [{ b: 2 }, { c: 3, x: { a: 1 } }] };
       },
     ],
     [

@@ -1,6 +1,6 @@
 import {
   canonicalize,
-  copyAlongPointer,
+  copyForPatchOperation,
   type JsonObject,
   type JsonPatch,
   JsonPointerError,
@@ -89,9 +89,7 @@ export function applyPatches(
     // validateOperation: op names, required value/from, parents that exist.
     const owned = new WeakSet<object>();
     ops.forEach((op, i) => {
-      candidate = copyAlongPointer(candidate, op.path, owned);
-      if ((op.op === 'move' || op.op === 'copy') && typeof op.from === 'string')
-        candidate = copyAlongPointer(candidate, op.from, owned);
+      candidate = copyForPatchOperation(candidate, op, owned);
       candidate = fjp.applyOperation(candidate, op, true, true, true, i).newDocument;
     });
   } catch (e) {
