@@ -1,6 +1,6 @@
 import {
   checkChangedProtoJson,
-  copyAlongPointer,
+  copyForPatchOperation,
   DEFAULT_DENIAL_CODE,
   type DenialCodeName,
   InterceptorResult,
@@ -175,8 +175,9 @@ export function checkResult(
     try {
       const copies = new WeakSet<object>();
       patches.forEach((p, i) => {
-        candidate = copyAlongPointer(candidate, p.path, copies);
-        if (p.op === 'move' || p.op === 'copy') candidate = copyAlongPointer(candidate, p.from ?? '', copies);
+        // Overlays, not copies: the candidate is checked and dropped, and a patch into a large
+        // map must not cost a copy of the map.
+        candidate = copyForPatchOperation(candidate, p, copies, { overlay: true });
         candidate = applyOperation(candidate, { ...p } as Operation, true, true, true, i).newDocument;
       });
     } catch (err) {

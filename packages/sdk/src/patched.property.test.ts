@@ -1,13 +1,13 @@
 // Property: after arbitrary RFC 6902 operations on a valid document, checking only the
 // changed paths (protocol checkChangedProtoJson, what the SDK's contract check runs) refuses
 // exactly the documents the full strict parse refuses; and copying along the paths
-// (copyAlongPointer) never modifies the original. Patches are generated from the schema, so
+// (copyForPatchOperation, with copies or overlays) never modifies the original. Patches are generated from the schema, so
 // they hit the rules that matter: oneof members, both spellings of a field, null map values.
 import {
   type CompiledField,
   type CompiledMessage,
   checkChangedProtoJson,
-  copyAlongPointer,
+  copyForPatchOperation,
   formatJsonPointer,
   type JsonValue,
   LIST_VALUE,
@@ -33,15 +33,6 @@ function locations(v: unknown, at: string[] = [], out: string[][] = []): string[
     for (const [k, x] of Object.entries(v)) locations(x, [...at, k], out);
   }
   return out;
-}
-
-function valueAt(v: unknown, tokens: readonly string[]): unknown {
-  let cur = v;
-  for (const t of tokens) {
-    if (typeof cur !== 'object' || cur === null || !Object.hasOwn(cur, t)) return undefined;
-    cur = (cur as Record<string, unknown>)[t];
-  }
-  return cur;
 }
 
 type Slot =
@@ -124,8 +115,11 @@ describe('checkChangedProtoJson under arbitrary patches', () => {
         ([type, original, g], count) => {
           parseProtoJson(type, original); // the precondition: a valid document
           const snapshot = structuredClone(original);
+          // The same operations on real copies and on copy-on-write overlays.
           const copies = new WeakSet<object>();
+          const overlays = new WeakSet<object>();
           let doc: unknown = original;
+          let over: unknown = original;
           const changed: string[] = [];
           for (let n = 0; n < count; n++) {
             const here = locations(doc);
@@ -140,13 +134,11 @@ describe('checkChangedProtoJson under arbitrary patches', () => {
             const tokens = extra === undefined ? base : [...base, extra];
             const path = formatJsonPointer(tokens);
             const from = formatJsonPointer(g(fc.constantFrom, ...here));
-            const parent = slotAt(type, base);
             let target: { f: CompiledField; whole: boolean } | undefined;
-            if (extra !== undefined && parent.kind === 'message') {
-              const f = parent.m.byName.get(extra);
+            if (extra !== undefined && slot.kind === 'message') {
+              const f = slot.m.byName.get(extra);
               if (f) target = { f, whole: true };
-            } else if (extra !== undefined && parent.kind === 'elements')
-              target = { f: parent.f, whole: false };
+            } else if (extra !== undefined && slot.kind === 'elements') target = { f: slot.f, whole: false };
             const pick = g(fc.nat, 5);
             let value: unknown;
             if (target && pick < 3) value = typed(g, target.f, target.whole);
@@ -155,19 +147,29 @@ describe('checkChangedProtoJson under arbitrary patches', () => {
             const op = g(fc.constantFrom, ...OPS);
             // RFC 6902: a value cannot be moved into one of its own children (a cycle).
             if (op === 'move' && path.startsWith(`${from}/`)) continue;
-            const operation = { op, path, from, value: structuredClone(value as JsonValue) } as Operation;
-            let next = copyAlongPointer(doc, path, copies);
-            if (op === 'move' || op === 'copy') next = copyAlongPointer(next, from, copies);
+            const apply = (d: unknown, set: WeakSet<object>, overlay: boolean): unknown => {
+              const next = copyForPatchOperation(d, { op, path, from }, set, { overlay });
+              const operation = { op, path, from, value: structuredClone(value as JsonValue) } as Operation;
+              return fjp.applyOperation(next, operation, true, true, true).newDocument;
+            };
+            let a: unknown;
             try {
-              doc = fjp.applyOperation(next, operation, true, true, true).newDocument;
+              a = apply(doc, copies, false);
             } catch {
-              continue; // does not apply; the SDK and the gateway refuse it before any parse
+              // Does not apply (the SDK and the gateway refuse it before any parse); nor on the overlay.
+              expect(() => apply(over, overlays, true)).toThrow();
+              continue;
             }
+            over = apply(over, overlays, true);
+            doc = a;
             if (op !== 'test') changed.push(path);
           }
+          // The overlay reads exactly like the copy, key order included.
+          expect(JSON.stringify(over)).toBe(JSON.stringify(doc));
           expect(original).toEqual(snapshot);
           const full = throwsProtoJson(() => parseProtoJson(type, doc));
           const changedOnly = throwsProtoJson(() => checkChangedProtoJson(type, doc, changed));
+          expect(throwsProtoJson(() => checkChangedProtoJson(type, over, changed))).toBe(full);
           if (full) seen.invalid++;
           else seen.valid++;
           expect(changedOnly).toBe(full);
