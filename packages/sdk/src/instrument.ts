@@ -178,23 +178,25 @@ export async function instrumentedEvaluate(
             { interceptor: target.name, binding_id: info.bindingId },
             info.patchCount,
           );
-        inst.logger.info(
-          {
-            interceptor: target.name,
-            binding_id: info.bindingId,
-            phase: info.phase,
-            rpc: info.rpc,
-            principal_subject: info.subject,
-            principal_kind: info.principalKind,
-            decision,
-            patch_count: info.patchCount,
-            latency_ms: Math.round(latency * 1e6) / 1e3,
-            ...(info.code ? { code: info.code } : {}),
-            ...(info.reason ? { reason: info.reason } : {}),
-            ...(Object.keys(info.annotations).length > 0 ? { annotations: info.annotations } : {}),
-          },
-          'evaluation',
-        );
+        // The line is built only when it will be written (per-call cost at level warn and above: none).
+        if (inst.logger.isLevelEnabled('info'))
+          inst.logger.info(
+            {
+              interceptor: target.name,
+              binding_id: info.bindingId,
+              phase: info.phase,
+              rpc: info.rpc,
+              principal_subject: info.subject,
+              principal_kind: info.principalKind,
+              decision,
+              patch_count: info.patchCount,
+              latency_ms: Math.round(latency * 1e6) / 1e3,
+              ...(info.code ? { code: info.code } : {}),
+              ...(info.reason ? { reason: info.reason } : {}),
+              ...(Object.keys(info.annotations).length > 0 ? { annotations: info.annotations } : {}),
+            },
+            'evaluation',
+          );
         return result;
       } catch (err) {
         const latency = seconds();
