@@ -69,6 +69,9 @@ export function rawClient(address: string): grpc.Client {
   });
 }
 
+/** The deadline every benchmark call carries, as the gateway's calls do (generous: never the limit). */
+export const CALL_DEADLINE_MS = 30_000;
+
 export function rawUnary(
   client: grpc.Client,
   path: string,
@@ -82,7 +85,7 @@ export function rawUnary(
       identity,
       request,
       metadata ?? new grpc.Metadata(),
-      {},
+      { deadline: Date.now() + CALL_DEADLINE_MS },
       (err, res) => (err || !res ? reject(err ?? new Error('empty reply')) : resolve(res)),
     );
   });

@@ -199,6 +199,9 @@ export async function runtimeOverhead(ctx: BenchContext): Promise<RuntimeOverhea
       const out = await gateway.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
       if (out.outcome !== 'allowed') throw new Error(`denied: ${out.status?.message}`);
     };
+    // JIT warm-up of both paths before the measured rounds.
+    await closedLoop(viaGateway, { concurrency: 1, durationMs: 0, minCalls: 300, maxCalls: 300 });
+    await closedLoop(rawThree, { concurrency: 1, durationMs: 0, minCalls: 300, maxCalls: 300 });
     const load = { concurrency: 1, durationMs: ctx.budget.windowMs, minCalls: 100 };
     const [g, r] = (await interleave(
       [
