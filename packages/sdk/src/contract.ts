@@ -82,6 +82,27 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A patch pointer must parse and stay clear of secret fields. */
+function checkPointer(
+  ptr: string,
+  at: () => string,
+  site: ResultSite,
+  fail: (rule: ContractRule, message: string) => never,
+): void {
+  let tokens: string[] = [];
+  try {
+    tokens = parseJsonPointer(ptr);
+  } catch (err) {
+    fail('invalid-patch', `${at()}: ${err instanceof JsonPointerError ? err.message : describeError(err)}`);
+  }
+  if (pointerTouchesSecret(schema, site.requestType, tokens)) {
+    fail(
+      'secret-patch',
+      `${at()}: "${ptr}" touches a secret field (or a value holding one) of ${site.requestType}`,
+    );
+  }
+}
+
 /**
  * Check a handler's outcome against the contract (CONTRACT sections 3 and 4) and
  * encode it. Strict: the first violation throws `ContractViolationError`.
@@ -143,31 +164,16 @@ export function checkResult(
     if (patches.length > s.maxPatches)
       fail('too-many-patches', `${patches.length} patches, the maximum is ${s.maxPatches}`);
     patches.forEach((p, i) => {
-      const at = `patch ${i} (${JSON.stringify(p)})`;
-      if (!OPS.has(p.op)) fail('invalid-patch', `${at}: op must be one of ${[...OPS].join(', ')}`);
-      const pointers = [p.path, ...(p.op === 'move' || p.op === 'copy' ? [p.from ?? ''] : [])];
-      if ((p.op === 'move' || p.op === 'copy') && typeof p.from !== 'string')
-        fail('invalid-patch', `${at}: ${p.op} needs "from"`);
+      // Rendered only for an error message: stringifying every patch value on every call is not free.
+      const at = () => `patch ${i} (${JSON.stringify(p)})`;
+      if (!OPS.has(p.op)) fail('invalid-patch', `${at()}: op must be one of ${[...OPS].join(', ')}`);
+      const moves = p.op === 'move' || p.op === 'copy';
+      if (moves && typeof p.from !== 'string') fail('invalid-patch', `${at()}: ${p.op} needs "from"`);
       if ((p.op === 'add' || p.op === 'replace' || p.op === 'test') && p.value === undefined) {
-        fail('invalid-patch', `${at}: ${p.op} needs a value`);
+        fail('invalid-patch', `${at()}: ${p.op} needs a value`);
       }
-      for (const ptr of pointers) {
-        let tokens: string[] = [];
-        try {
-          tokens = parseJsonPointer(ptr);
-        } catch (err) {
-          fail(
-            'invalid-patch',
-            `${at}: ${err instanceof JsonPointerError ? err.message : describeError(err)}`,
-          );
-        }
-        if (pointerTouchesSecret(schema, site.requestType, tokens)) {
-          fail(
-            'secret-patch',
-            `${at}: "${ptr}" touches a secret field (or a value holding one) of ${site.requestType}`,
-          );
-        }
-      }
+      checkPointer(p.path, at, site, fail);
+      if (moves) checkPointer(p.from ?? '', at, site, fail);
     });
     // Applied to copies made along the patch paths only, then checked where they changed:
     // the cost follows the patches, not the size of the operation.
