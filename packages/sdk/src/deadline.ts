@@ -15,30 +15,59 @@ export interface CallScope {
 }
 
 export function callScope(ctx: EvaluateContext | undefined): CallScope {
-  const budget = new AbortController();
-  const timers: NodeJS.Timeout[] = [];
-  const cleanups: (() => void)[] = [];
   const deadline = ctx?.deadline;
   const hasDeadline = deadline !== undefined && Number.isFinite(deadline);
+  const outer = ctx?.signal;
+  // The AbortController is made when a handler first reads the signal: most never do. Until
+  // then an abort is only recorded, and the signal is born aborted with the same reason.
+  let budget: AbortController | undefined;
+  let aborted = false;
+  let abortReason: unknown;
+  const abort = (reason: unknown) => {
+    if (aborted) return;
+    aborted = true;
+    abortReason = reason;
+    budget?.abort(reason);
+  };
+  // One timer per call: it fires a little before the deadline, aborts the signal and only
+  // then arms the rejection at the deadline itself (most calls end before either).
+  let timer: NodeJS.Timeout | undefined;
+  let nearDeadline = false;
+  let onDeadline: (() => void) | undefined;
+  const armDeadline = () => {
+    if (hasDeadline && onDeadline) timer = setTimeout(onDeadline, Math.max(0, deadline - Date.now()));
+  };
   if (hasDeadline) {
     const remaining = deadline - Date.now();
-    const t = setTimeout(
-      () => budget.abort(new DOMException('the evaluation deadline is near', 'TimeoutError')),
+    timer = setTimeout(
+      () => {
+        nearDeadline = true;
+        abort(new DOMException('the evaluation deadline is near', 'TimeoutError'));
+        armDeadline();
+      },
       Math.max(0, remaining - margin(remaining)),
     );
-    timers.push(t);
   }
-  const outer = ctx?.signal;
+  let onCancel: (() => void) | undefined;
+  let onOuterAbort: (() => void) | undefined;
   if (outer) {
-    if (outer.aborted) budget.abort(outer.reason);
+    if (outer.aborted) abort(outer.reason);
     else {
-      const onAbort = () => budget.abort(outer.reason);
-      outer.addEventListener('abort', onAbort, { once: true });
-      cleanups.push(() => outer.removeEventListener('abort', onAbort));
+      onOuterAbort = () => {
+        abort(outer.reason);
+        onCancel?.();
+      };
+      outer.addEventListener('abort', onOuterAbort, { once: true });
     }
   }
   return {
-    signal: budget.signal,
+    get signal(): AbortSignal {
+      if (!budget) {
+        budget = new AbortController();
+        if (aborted) budget.abort(abortReason);
+      }
+      return budget.signal;
+    },
     race<T>(work: () => Promise<T>): Promise<T> {
       if (hasDeadline && deadline <= Date.now()) {
         return Promise.reject(
@@ -48,27 +77,19 @@ export function callScope(ctx: EvaluateContext | undefined): CallScope {
       if (outer?.aborted) return Promise.reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
       return new Promise<T>((resolve, reject) => {
         if (hasDeadline) {
-          timers.push(
-            setTimeout(
-              () =>
-                reject(
-                  new EvaluateError('DEADLINE_EXCEEDED', 'the handler did not finish before the deadline'),
-                ),
-              Math.max(0, deadline - Date.now()),
-            ),
-          );
+          onDeadline = () =>
+            reject(new EvaluateError('DEADLINE_EXCEEDED', 'the handler did not finish before the deadline'));
+          if (nearDeadline) armDeadline();
         }
-        if (outer) {
-          const onAbort = () => reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
-          outer.addEventListener('abort', onAbort, { once: true });
-          cleanups.push(() => outer.removeEventListener('abort', onAbort));
-        }
+        if (outer) onCancel = () => reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
         work().then(resolve, reject);
       });
     },
     dispose() {
-      for (const t of timers) clearTimeout(t);
-      for (const c of cleanups) c();
+      clearTimeout(timer);
+      onDeadline = undefined;
+      onCancel = undefined;
+      if (onOuterAbort) outer?.removeEventListener('abort', onOuterAbort);
     },
   };
 }

@@ -344,7 +344,9 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       phase,
       bindingId: b.id,
       principal,
-      signal: scope.signal,
+      get signal() {
+        return scope.signal;
+      },
       deadline: ctx?.deadline !== undefined && Number.isFinite(ctx.deadline) ? ctx.deadline : undefined,
       annotate(key: string, value: string) {
         annotations[String(key)] = String(value);
