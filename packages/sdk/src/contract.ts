@@ -53,6 +53,8 @@ export interface CheckedResult {
   readonly decision: 'allow' | 'deny';
   readonly code: DenialCodeName | undefined;
   readonly patchCount: number;
+  /** `result` encoded (done anyway to check its size). */
+  readonly bytes: Uint8Array;
 }
 
 /** The reply sent instead of a result the contract forbids (the gateway's failure policy then decides). */
@@ -212,8 +214,11 @@ export function checkResult(
     patches: patches.map((p) => ({ op: p.op, path: p.path, value: p.value, from: p.from ?? '' })),
     logAnnotations: { ...outcome.annotations },
   };
-  const size = InterceptorResult.encode(result).finish().length;
-  if (size > s.maxResultBytes)
-    fail('result-too-large', `the encoded result is ${size} bytes, the budget is ${s.maxResultBytes}`);
-  return { result, decision, code, patchCount: result.patches.length };
+  const bytes = InterceptorResult.encode(result).finish();
+  if (bytes.length > s.maxResultBytes)
+    fail(
+      'result-too-large',
+      `the encoded result is ${bytes.length} bytes, the budget is ${s.maxResultBytes}`,
+    );
+  return { result, decision, code, patchCount: result.patches.length, bytes };
 }

@@ -139,6 +139,16 @@ export async function instrumentedEvaluate(
   ctx: EvaluateContext | undefined,
   inst: Instrumentation,
 ): Promise<InterceptorResult> {
+  return (await instrumentedOutcome(target, ev, ctx, inst)).result;
+}
+
+/** `instrumentedEvaluate`, keeping the outcome (with the encoded result when there is one). */
+export function instrumentedOutcome(
+  target: Interceptor,
+  ev: InterceptorEvaluation,
+  ctx: EvaluateContext | undefined,
+  inst: Instrumentation,
+): Promise<EvaluationOutcome> {
   const tracer = inst.tracer ?? trace.getTracer(TRACER_NAME);
   const started = process.hrtime.bigint();
   const phaseName = evaluationPayload(ev)?.phase ?? 'none';
@@ -155,7 +165,8 @@ export async function instrumentedEvaluate(
       inst.metrics?.inflight.inc({ interceptor: target.name });
       const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
-        const { result, info } = await evaluateWithInfo(target, ev, ctx);
+        const outcome = await evaluateWithInfo(target, ev, ctx);
+        const info = outcome.info;
         const latency = seconds();
         const decision = info.skipped ? 'skip' : info.decision;
         span.setAttributes({
@@ -197,7 +208,7 @@ export async function instrumentedEvaluate(
             },
             'evaluation',
           );
-        return result;
+        return outcome;
       } catch (err) {
         const latency = seconds();
         const base = infoFromRequest(ev);

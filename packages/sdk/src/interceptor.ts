@@ -398,6 +398,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
     );
     return {
       result: checked.result,
+      encoded: checked.bytes,
       info: {
         ...base,
         decision: checked.decision,

@@ -24,6 +24,11 @@ export interface EvaluationInfo {
 export interface EvaluationOutcome {
   readonly result: InterceptorResult;
   readonly info: EvaluationInfo;
+  /**
+   * The result's wire bytes, when the contract check already encoded it (to measure it) and
+   * no code outside the SDK saw the result since: serve sends these instead of encoding again.
+   */
+  readonly encoded?: Uint8Array;
 }
 
 /** Evaluate without the observation wrapper, returning what it decided (SDK-internal). */

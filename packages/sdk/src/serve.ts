@@ -17,7 +17,7 @@ import { AuthError, createTokenVerifier, type TokenVerifier, type TokenVerifierO
 import { INVALID_RESULT_MESSAGE } from './contract.js';
 import { ContractViolationError, EvaluateError } from './errors.js';
 import { HealthService, HealthState, ServingStatus } from './health.js';
-import { EvaluationMetrics, instrumentedEvaluate } from './instrument.js';
+import { EvaluationMetrics, instrumentedOutcome } from './instrument.js';
 import { formatTcpAddress, parseListenAddress, prepareSocketPath, removeSocket } from './listen.js';
 import { defaultLogger } from './log.js';
 import type { EvaluateContext, Interceptor } from './types.js';
@@ -98,6 +98,22 @@ function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number | unde
   const ms = d instanceof Date ? d.getTime() : d;
   return Number.isFinite(ms) ? ms : undefined;
 }
+
+/** A result already encoded by the contract check: sent as is rather than encoded a second time. */
+class EncodedResult {
+  constructor(readonly bytes: Buffer) {}
+}
+
+const evaluateMethod = GatewayInterceptorService.evaluate;
+/** The service with Evaluate answering either a result or its bytes. */
+const SERVICE: grpc.ServiceDefinition = {
+  ...GatewayInterceptorService,
+  evaluate: {
+    ...evaluateMethod,
+    responseSerialize: (value: InterceptorResult | EncodedResult): Buffer =>
+      value instanceof EncodedResult ? value.bytes : evaluateMethod.responseSerialize(value),
+  },
+};
 
 /** An error as the status a gRPC client gets: EvaluateError keeps its code; anything else is a generic INTERNAL. */
 function toStatus(err: unknown): Partial<grpc.StatusObject> {
@@ -212,10 +228,14 @@ export async function serve(interceptor: Interceptor, options: ServeOptions): Pr
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxReceive,
   });
-  server.addService(GatewayInterceptorService, {
+  server.addService(SERVICE, {
     describe: unary<DescribeRequest, InterceptorManifest>(async () => describe()),
-    evaluate: unary<InterceptorEvaluation, InterceptorResult>((req, ctx) =>
-      instrumentedEvaluate(interceptor, req, ctx, inst),
+    evaluate: unary<InterceptorEvaluation, InterceptorResult | EncodedResult>((req, ctx) =>
+      instrumentedOutcome(interceptor, req, ctx, inst).then(({ result, encoded }) =>
+        encoded
+          ? new EncodedResult(Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength))
+          : result,
+      ),
     ),
     snapshotProviderProfiles: unary<ProviderProfileSnapshotRequest, ProviderProfileSnapshot>((_req, ctx) =>
       interceptor.snapshotProviderProfiles(ctx),
