@@ -6,7 +6,7 @@ import {
   principalSubject,
   readPrincipal,
 } from '@openshell-interceptors/protocol';
-import { SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { SpanStatusCode, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ContractViolationError, EvaluateError } from './errors.js';
@@ -14,6 +14,23 @@ import { type EvaluationInfo, type EvaluationOutcome, hasInternalEvaluate, kEval
 import type { EvaluateContext, Interceptor } from './types.js';
 
 const TRACER_NAME = '@openshell-interceptors/sdk';
+
+let tracerSource: TracerProvider | undefined;
+let sdkTracer: Tracer | undefined;
+
+/**
+ * The SDK's tracer from the global provider, looked up once per provider rather than per
+ * call (without a registered provider every look-up allocates a proxy). The proxy tracer
+ * follows a provider registered later; `trace.disable()` swaps the provider, so we look again.
+ */
+function globalTracer(): Tracer {
+  const provider = trace.getTracerProvider();
+  if (provider !== tracerSource || !sdkTracer) {
+    tracerSource = provider;
+    sdkTracer = provider.getTracer(TRACER_NAME);
+  }
+  return sdkTracer;
+}
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -149,7 +166,7 @@ export function instrumentedOutcome(
   ctx: EvaluateContext | undefined,
   inst: Instrumentation,
 ): Promise<EvaluationOutcome> {
-  const tracer = inst.tracer ?? trace.getTracer(TRACER_NAME);
+  const tracer = inst.tracer ?? globalTracer();
   const started = process.hrtime.bigint();
   const phaseName = evaluationPayload(ev)?.phase ?? 'none';
   return tracer.startActiveSpan(
