@@ -20,7 +20,7 @@ export function parseJsonPointer(pointer: string): string[] {
   return pointer
     .slice(1)
     .split('/')
-    .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+    .map((t) => (t.includes('~') ? t.replace(/~1/g, '/').replace(/~0/g, '~') : t));
 }
 
 /** Escape one reference token (`~` → `~0`, `/` → `~1`). */
