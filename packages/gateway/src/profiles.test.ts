@@ -1,4 +1,4 @@
-import { type openshellV1, providerProfileRevision } from '@openshell-interceptors/protocol';
+import { openshellV1, providerProfileRevision } from '@openshell-interceptors/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { captureLogs, configFor, type KeyFiles, makeKeys } from './__fixtures__/harness.js';
 import {
@@ -9,21 +9,8 @@ import {
 import { ProviderProfileError } from './errors.js';
 import { createGateway, type Gateway } from './gateway.js';
 
-const profile = (id: string): openshellV1.ProviderProfile => ({
-  id,
-  displayName: id,
-  description: '',
-  category: 0,
-  credentials: [],
-  endpoints: [],
-  binaries: [],
-  inferenceCapable: false,
-  discovery: undefined,
-  resourceVersion: '0',
-  annotations: {},
-  source: '',
-  scope: '',
-});
+const profile = (id: string): openshellV1.ProviderProfile =>
+  openshellV1.ProviderProfile.fromPartial({ id, displayName: id });
 
 const manifest = (name: string) => ({ name, bindings: [], providerProfiles: true });
 

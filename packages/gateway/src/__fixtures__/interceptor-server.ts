@@ -11,7 +11,7 @@ import {
   type InterceptorEvaluation,
   type InterceptorManifest,
   type InterceptorResult,
-  type openshellV1,
+  openshellV1,
   type Phase,
   type ProviderProfileSnapshot,
   phaseToWire,
@@ -136,21 +136,7 @@ function manifestOf(m: ManifestSpec): InterceptorManifest {
 }
 
 function profileOf(p: { id: string; displayName?: string }): openshellV1.ProviderProfile {
-  return {
-    id: p.id,
-    displayName: p.displayName ?? p.id,
-    description: '',
-    category: 0,
-    credentials: [],
-    endpoints: [],
-    binaries: [],
-    inferenceCapable: false,
-    discovery: undefined,
-    resourceVersion: '0',
-    annotations: {},
-    source: '',
-    scope: '',
-  };
+  return openshellV1.ProviderProfile.fromPartial({ id: p.id, displayName: p.displayName ?? p.id });
 }
 
 function statusError(code: GrpcCodeName, message?: string): grpc.ServiceError {
