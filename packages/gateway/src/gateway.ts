@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  canonicalize,
+  canonicalJson,
   denialStatus,
   evaluationPhaseFields,
   findRoute,
@@ -40,14 +40,7 @@ import {
   type Step,
 } from './layers.js';
 import { BREAKER_STATE_VALUE, createMetrics, type GatewayMetrics } from './observability.js';
-import {
-  applyPatches,
-  type PatchFailure,
-  type PatchOp,
-  recordPatch,
-  structProblem,
-  viewOf,
-} from './patch.js';
+import { applyPatches, type PatchFailure, type PatchOp, recordPatch, viewOf } from './patch.js';
 import {
   buildPlan,
   byOrderThenName,
@@ -494,8 +487,7 @@ class GatewayRuntime implements Gateway {
 
     let state: { json: JsonObject; message: unknown };
     try {
-      const c = canonicalize(route.requestType, call.request);
-      state = { json: c.json, message: c.message };
+      state = canonicalJson(route.requestType, call.request);
     } catch (e) {
       return {
         outcome: 'denied',
@@ -632,11 +624,9 @@ class GatewayRuntime implements Gateway {
       annotations: { ...(result?.logAnnotations ?? {}) },
     });
     try {
+      // Views are rendered by the protocol package: always plain JSON that fits a Struct.
       const op = operation();
       if (op instanceof Failure) throw op;
-      const structIssue = structProblem(op);
-      if (structIssue)
-        throw new Failure('struct', `operation cannot be turned into a Struct: ${structIssue}`);
       const ev: InterceptorEvaluation = {
         interceptorName: pb.interceptor,
         bindingId: pb.bindingId,

@@ -1,5 +1,5 @@
 import {
-  canonicalize,
+  canonicalJson,
   copyForPatchOperation,
   type JsonObject,
   type JsonPatch,
@@ -71,8 +71,9 @@ export function checkPatchPointers(typeName: string, patches: readonly PatchOp[]
 
 /**
  * Apply the patches in order to a copy of the FULL request (secrets in it; copied along the
- * patch paths), then re-validate strictly as `typeName` (parse, encode, decode, render).
- * All or nothing: the input is never modified; any error throws PatchFailure.
+ * patch paths), then re-validate strictly as `typeName`: parse and render, which gives what
+ * parse, encode, decode, render would (protocol's `canonicalJson`). All or nothing: the
+ * input is never modified; any error throws PatchFailure.
  */
 export function applyPatches(
   typeName: string,
@@ -104,14 +105,13 @@ export function applyPatches(
   if (typeof candidate !== 'object' || candidate === null || Array.isArray(candidate))
     throw new PatchFailure('revalidate', `patched operation is not a JSON object, so not a ${typeName}`);
   try {
-    const c = canonicalize(typeName, candidate);
-    return { json: c.json, message: c.message };
+    return canonicalJson(typeName, candidate);
   } catch (e) {
     if (e instanceof ProtoJsonError)
       throw new PatchFailure('revalidate', `patched operation is not a valid ${typeName}: ${e.message}`);
     throw new PatchFailure(
       'revalidate',
-      `patched operation could not be re-encoded: ${(e as Error).message}`,
+      `patched operation could not be re-validated: ${(e as Error).message}`,
     );
   }
 }
@@ -123,26 +123,4 @@ export function applyPatches(
  */
 export function viewOf(typeName: string, state: { json: JsonObject; message: unknown }): JsonObject {
   return schema.message(typeName).hasSecret ? operationView(typeName, state.message) : state.json;
-}
-
-/** Whether a value can travel as a google.protobuf.Struct (plain JSON, finite numbers). */
-export function structProblem(v: unknown, path = ''): string | undefined {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return undefined;
-  if (typeof v === 'number')
-    return Number.isFinite(v) ? undefined : `${path || '(root)'}: ${v} is not a JSON number`;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const p = structProblem(v[i], `${path}/${i}`);
-      if (p) return p;
-    }
-    return undefined;
-  }
-  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-    for (const [k, x] of Object.entries(v)) {
-      const p = structProblem(x, `${path}/${k}`);
-      if (p) return p;
-    }
-    return undefined;
-  }
-  return `${path || '(root)'}: a ${typeof v} is not JSON`;
 }

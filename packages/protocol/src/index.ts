@@ -92,6 +92,7 @@ export {
 export {
   type Canonical,
   canonicalize,
+  canonicalJson,
   checkChangedProtoJson,
   codecFor,
   decodeMessage,

@@ -8,7 +8,14 @@ import type { JsonObject, JsonValue } from './gen/json.js';
 import { ProtoJsonError } from './protojson.js';
 import { ROUTES } from './routes.js';
 import { type CompiledField, isFreeJsonType, schema } from './schema.js';
-import { canonicalize, decodeMessage, encodeMessage, parseProtoJson } from './view.js';
+import {
+  canonicalize,
+  canonicalJson,
+  decodeMessage,
+  encodeMessage,
+  parseProtoJson,
+  toProtoJson,
+} from './view.js';
 
 const REQUEST_TYPES = [...new Set(ROUTES.map((r) => r.requestType))];
 const requestType = fc.constantFrom(...REQUEST_TYPES);
@@ -87,10 +94,21 @@ const TRICKY: JsonValue[] = [
   1e39,
   3.4028235e38,
   'STATE_UNSPECIFIED',
+  // What encoding changes: lone surrogates (U+FFFD on the wire), float32 underflow, -0.
+  'a\ud800',
+  '\udc00b',
+  1e-50,
+  -0,
+  '-0.0',
+  { '\ud800': 'x', '\udbff': 'y' },
 ];
 
 const FIELD_NAMES = allFieldNames();
-const mutationKey = fc.oneof(fc.constantFrom(...FIELD_NAMES), hostileKey);
+const mutationKey = fc.oneof(
+  fc.constantFrom(...FIELD_NAMES),
+  hostileKey,
+  fc.constantFrom('k\ud800', 'k\udc00'),
+);
 const mutationValue = fc.oneof(fc.constantFrom(...TRICKY), jsonValue);
 
 type Mutation = { at: number; key: string; value: JsonValue; remove: boolean };
@@ -192,6 +210,49 @@ describe('strict ProtoJSON parse (property)', () => {
     );
     // The generator must reach the accepting side too, or the property proves nothing.
     expect(accepted).toBeGreaterThan(0);
+  });
+
+  it('canonicalJson (parse, render) gives exactly what canonicalize (parse, encode, decode, render) gives', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(candidate, ([typeName, json]) => {
+        let full: ReturnType<typeof canonicalize>;
+        try {
+          full = canonicalize(typeName, json);
+        } catch (e) {
+          // Refused by both, with the same error.
+          expect(() => canonicalJson(typeName, json)).toThrow((e as Error).message);
+          return;
+        }
+        accepted++;
+        const fast = canonicalJson(typeName, json);
+        expect(fast.json).toEqual(full.json);
+        expect(toProtoJson(typeName, fast.message)).toEqual(full.json);
+        expect(toProtoJson(typeName, fast.message, { removeSecrets: true })).toEqual(
+          toProtoJson(typeName, full.message, { removeSecrets: true }),
+        );
+      }),
+      { numRuns: runs(600) },
+    );
+    expect(accepted).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [
+      'lone surrogates in strings and map keys (the last of two keys that become one wins)',
+      'openshell.v1.CreateSandboxRequest',
+      { name: 'a\ud800', labels: { 'k\udc00': 'v', 'k\ud800': 'w' } },
+      { name: 'a\ufffd', labels: { 'k\ufffd': 'w' } },
+    ],
+    [
+      'a float32 too small to keep, and one rounded',
+      'openshell.v1.SubmitPolicyAnalysisRequest',
+      { proposedChunks: [{ confidence: 1e-50 }, { confidence: 0.1 }] },
+      { proposedChunks: [{}, { confidence: 0.1 }] },
+    ],
+  ])('canonicalJson agrees with the wire round trip on %s', (_, t, doc, expected) => {
+    expect(canonicalize(t, doc).json).toEqual(expected);
+    expect(canonicalJson(t, doc).json).toEqual(expected);
   });
 
   it.each([

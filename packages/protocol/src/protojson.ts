@@ -55,12 +55,21 @@ function float32Json(v: number): number {
   return f;
 }
 
+type WellFormedApi = string & { isWellFormed(): boolean; toWellFormed(): string };
+/**
+ * Encoding to UTF-8 turns a lone surrogate into U+FFFD. The parse does it first, so that
+ * parse → render already equals parse → encode → decode → render (see `canonicalJson`).
+ */
+const wellFormed = (s: string): string =>
+  (s as WellFormedApi).isWellFormed() ? s : (s as WellFormedApi).toWellFormed();
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
 function cloneJson(v: unknown, path: string): JsonValue {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (v === null || typeof v === 'boolean') return v;
+  if (typeof v === 'string') return wellFormed(v);
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new ProtoJsonError(path, `a JSON value cannot hold the number ${v}`);
     return v;
@@ -71,7 +80,7 @@ function cloneJson(v: unknown, path: string): JsonValue {
     for (const [k, x] of Object.entries(v)) {
       if (x === undefined) continue;
       if (k === PROTO_KEY) throw new ProtoJsonError(`${path}/${k}`, PROTO_KEY_PROBLEM);
-      out[k] = cloneJson(x, `${path}/${escapeToken(k)}`);
+      out[wellFormed(k)] = cloneJson(x, `${path}/${escapeToken(k)}`);
     }
     return out;
   }
@@ -331,7 +340,7 @@ export class ProtoJson {
         if (x === null && !(valueKind === 'message' && f.type === VALUE)) {
           throw err({ parent: path, token: k }, 'a map value cannot be null');
         }
-        o[k] = this.parseSingle(valueKind, f.type, x, path, k);
+        o[wellFormed(k)] = this.parseSingle(valueKind, f.type, x, path, k);
       }
       return o;
     }
@@ -386,7 +395,7 @@ export class ProtoJson {
     const bad = (what: string): never => badScalar(what, raw, { parent, token }, mapKey);
     switch (type) {
       case 'string':
-        return typeof raw === 'string' ? raw : bad('a string');
+        return typeof raw === 'string' ? wellFormed(raw) : bad('a string');
       case 'bool':
         if (typeof raw === 'boolean') return raw;
         if (mapKey && (raw === 'true' || raw === 'false')) return raw === 'true';
@@ -406,7 +415,8 @@ export class ProtoJson {
         else return bad(`a number (${type})`);
         if (!Number.isFinite(n) || (type === 'float' && Math.abs(n) > FLOAT_MAX))
           return bad(`a ${type} in range`);
-        return n;
+        // The precision a float keeps on the wire (a tiny value becomes 0, the default).
+        return type === 'float' ? Math.fround(n) : n;
       }
       default:
         break;
@@ -441,7 +451,7 @@ export class ProtoJson {
       if (!Number.isInteger(n)) return bad(`an integer (${type})`);
       const ok = UINT32.has(type) ? n >= 0 && n <= 0xffffffff : n >= -(2 ** 31) && n < 2 ** 31;
       if (!ok) return bad(`a ${type} in range`);
-      return n;
+      return n === 0 ? 0 : n; // -0 is 0 on the wire
     }
     throw err({ parent, token }, `unsupported scalar type ${type}`);
   }

@@ -6,7 +6,19 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_SECRET_MARKER as MARKER, protoJsonArbitrary, runs } from './__fixtures__/arbitrary.js';
 import { ROUTES } from './routes.js';
 import { schema } from './schema.js';
-import { canonicalize, operationView, parseProtoJson, toProtoJson } from './view.js';
+import { canonicalize, canonicalJson, operationView, parseProtoJson, toProtoJson } from './view.js';
+
+/** What a google.protobuf.Struct can carry: plain objects, arrays, strings, booleans, null, finite numbers. */
+function fitsStruct(v: unknown): boolean {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every(fitsStruct);
+  return (
+    typeof v === 'object' &&
+    Object.getPrototypeOf(v) === Object.prototype &&
+    Object.values(v).every(fitsStruct)
+  );
+}
 
 const TYPES = [...new Set(ROUTES.flatMap((r) => [r.requestType, r.responseType]))];
 const SECRET_TYPES = TYPES.filter((t) => schema.message(t).hasSecret);
@@ -39,11 +51,23 @@ describe('operation view (property)', () => {
     expect(withSecret).toBeGreaterThan(0);
   });
 
-  it('never contains a secret for messages that hold one, on the gateway path (canonicalize, then view)', () => {
+  it('renders views that always fit a Struct (the gateway sends them without another check)', () => {
+    fc.assert(
+      fc.property(typedDocument(TYPES), ([typeName, doc]) => {
+        const c = canonicalJson(typeName, doc);
+        expect(fitsStruct(c.json)).toBe(true);
+        expect(fitsStruct(operationView(typeName, c.message))).toBe(true);
+      }),
+      { numRuns: runs(300) },
+    );
+    expect(fitsStruct({ a: [1, Number.NaN] })).toBe(false);
+  });
+
+  it('never contains a secret for messages that hold one, on the gateway path (canonicalJson, then view)', () => {
     let withSecret = 0;
     fc.assert(
       fc.property(typedDocument(SECRET_TYPES), ([typeName, doc]) => {
-        const c = canonicalize(typeName, doc);
+        const c = canonicalJson(typeName, doc);
         // The full canonical form keeps the secret (the commit needs it) ...
         if (JSON.stringify(c.json).includes(MARKER)) withSecret++;
         // ... the view sent to interceptors never does.

@@ -79,6 +79,21 @@ export function canonicalize<T = unknown>(typeName: string, json: unknown): Cano
   return { message, bytes, json: protoJson.toJson(typeName, message) };
 }
 
+/**
+ * `canonicalize` without the protobuf round trip: strict parse, then render. The parse
+ * already does what encode → decode would change (UTF-16 made well-formed, float32
+ * precision, -0 integers, int64 spelled as decimal strings), so `json` is exactly
+ * `canonicalize(typeName, json).json` and `message` renders to it (a property test holds
+ * both over arbitrary input). For the gateway's hot path, where the bytes are not needed.
+ */
+export function canonicalJson<T = unknown>(
+  typeName: string,
+  json: unknown,
+): { message: T; json: JsonObject } {
+  const message = protoJson.parse(typeName, json) as T;
+  return { message, json: protoJson.toJson(typeName, message) };
+}
+
 /** A ts-proto message with every field at its default, built from the schema. */
 export function emptyMessage<T = unknown>(typeName: string): T {
   return protoJson.defaults(schema.message(typeName)) as T;
