@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -125,7 +126,11 @@ export interface InterceptCall<M extends InterceptableMethod = InterceptableMeth
   readonly principal?: Readonly<Record<string, string>>;
   /** The full ProtoJSON request, secrets included. */
   readonly request: JsonObject;
-  /** The handler: receives the final request, returns the response ProtoJSON. */
+  /**
+   * The handler: receives the final request, returns the response ProtoJSON. The request is
+   * this call's own rendering (never the caller's `request` object) and is the object
+   * returned as `outcome.request`.
+   */
   readonly commit?: (finalRequest: JsonObject) => Promise<JsonObject | undefined>;
   readonly signal?: AbortSignal;
 }
@@ -152,6 +157,13 @@ interface Runtime {
   readonly breaker?: CircuitBreaker<[TransportCall, Step<EvalAnswer>], EvalAnswer>;
   readonly layers: readonly Layer<EvalAnswer>[];
 }
+
+/**
+ * The signal of API calls made without one. Every Evaluate in flight listens to it for a
+ * moment (the deadline layer), so it has no listener limit.
+ */
+const NEVER_ABORTED = new AbortController().signal;
+setMaxListeners(0, NEVER_ABORTED);
 
 /** Spans are no-ops unless the application registers an OpenTelemetry SDK. */
 const tracer = trace.getTracer('@openshell-interceptors/gateway');
@@ -554,7 +566,8 @@ class GatewayRuntime implements Gateway {
         evaluations,
       };
     }
-    const response = (await call.commit(structuredClone(finalRequest))) ?? null;
+    // No copy: the final request is this call's own rendering, never shared with the caller's input.
+    const response = (await call.commit(finalRequest)) ?? null;
     const observers = this.plan.bindings(route.service, route.method, 'post_commit');
     if (response !== null && observers.length > 0) {
       // The observers get a canonical, secret-free copy; the caller gets `response` untouched.
@@ -635,17 +648,15 @@ class GatewayRuntime implements Gateway {
         principal: { ...principal },
         ...evaluationPhaseFields(pb.phase, op),
       };
-      const metadata = await metadataFor(rt.config, rt.authenticated, this.minter);
+      const metadata = rt.authenticated ? await metadataFor(rt.config, true, this.minter) : {};
       // W3C trace context (when a propagator is registered) travels with the call.
       propagation.inject(trace.setSpan(context.active(), span), metadata);
-      const ac = new AbortController();
-      const onAbort = () => ac.abort();
-      signal?.addEventListener('abort', onAbort, { once: true });
       let answer: EvalAnswer;
       try {
         const step = compose(rt.layers, (c) => rt.transport.evaluate(ev, c));
+        // The deadline layer derives the call's own signal from this one.
         answer = await step({
-          signal: ac.signal,
+          signal: signal ?? NEVER_ABORTED,
           deadline: Date.now() + pb.timeoutMs,
           metadata,
           maxResponseBytes: pb.maxResponseBytes,
@@ -653,8 +664,6 @@ class GatewayRuntime implements Gateway {
       } catch (e) {
         const t = toTransportError(e, pb.timeoutMs);
         throw new Failure(t.layer, t.message);
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
       }
       result = answer.result;
       patches = answer.result.patches.map(recordPatch);

@@ -244,4 +244,21 @@ describe('close', () => {
     expect(out.status).toEqual({ code: 'CANCELLED', message: 'the API call was cancelled' });
     expect(committed).toBe(false);
   });
+
+  it('many calls in flight without a signal raise no listener-leak warning', async () => {
+    const f = await serve({ manifest: MANIFEST, rules: [{ delayMs: 50 }] });
+    const { gw } = await start({ grpc_endpoint: f.endpoint, max_concurrency: 64 });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const outs = await Promise.all(Array.from({ length: 40 }, () => call(gw)));
+      expect(outs.every((o) => o.outcome === 'allowed')).toBe(true);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.map((w) => w.message)).toEqual([]);
+    expect(f.evaluations()).toHaveLength(40);
+  });
 });
