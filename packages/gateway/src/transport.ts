@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   DescribeRequest,
+  encodeEvaluation,
   type GrpcCodeName,
   grpcCodeName,
-  InterceptorEvaluation,
+  type InterceptorEvaluation,
   InterceptorManifest,
   InterceptorResult,
   ProviderProfileSnapshot,
@@ -158,13 +159,7 @@ export async function createGrpcTransport(ic: InterceptorConfig): Promise<Interc
       return r.message;
     },
     async evaluate(ev, call) {
-      const r = await unary(
-        'Evaluate',
-        (m: InterceptorEvaluation) => Buffer.from(InterceptorEvaluation.encode(m).finish()),
-        (b) => InterceptorResult.decode(b),
-        ev,
-        call,
-      );
+      const r = await unary('Evaluate', encodeEvaluation, (b) => InterceptorResult.decode(b), ev, call);
       return { result: r.message, encodedBytes: r.encodedBytes };
     },
     async snapshotProviderProfiles(call) {

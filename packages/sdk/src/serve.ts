@@ -2,6 +2,7 @@ import { chmod } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   type DescribeRequest,
+  decodeEvaluation,
   GatewayInterceptorService,
   grpcCodeNumber,
   type InterceptorEvaluation,
@@ -105,11 +106,15 @@ class EncodedResult {
 }
 
 const evaluateMethod = GatewayInterceptorService.evaluate;
-/** The service with Evaluate answering either a result or its bytes. */
+/**
+ * The service with Evaluate answering either a result or its bytes, and reading the request
+ * with the protocol's evaluation codec (the generated decode's value, without its wrappers).
+ */
 const SERVICE: grpc.ServiceDefinition = {
   ...GatewayInterceptorService,
   evaluate: {
     ...evaluateMethod,
+    requestDeserialize: decodeEvaluation,
     responseSerialize: (value: InterceptorResult | EncodedResult): Buffer =>
       value instanceof EncodedResult ? value.bytes : evaluateMethod.responseSerialize(value),
   },

@@ -5,7 +5,8 @@ import {
   TransportError,
 } from '@openshell-interceptors/gateway';
 import {
-  InterceptorEvaluation,
+  decodeEvaluation,
+  encodeEvaluation,
   InterceptorManifest,
   InterceptorResult,
   isGrpcCodeName,
@@ -95,7 +96,7 @@ export function inProcessTransport(
     evaluate(ev, call) {
       return cancellable(call, async () => {
         await authenticate(call);
-        const received = InterceptorEvaluation.decode(InterceptorEvaluation.encode(ev).finish());
+        const received = decodeEvaluation(encodeEvaluation(ev));
         const result = await target.evaluate(received, ctx(call));
         const bytes = InterceptorResult.encode(result).finish();
         return { result: InterceptorResult.decode(bytes), encodedBytes: bytes.length };
