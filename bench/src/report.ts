@@ -226,6 +226,39 @@ export function sections(r: Report): Section[] {
         ['ratio (paired by round)', f(x.step.ratio, 3)],
       ],
     });
+    const a = x.anatomy;
+    const sum = (v: readonly number[]) => v.reduce((p, q) => p + q, 0);
+    const own = [
+      'before the first Evaluate',
+      'between modify and validate',
+      'between validate and post_commit (commit included)',
+      'after the last Evaluate',
+    ];
+    out.push({
+      title: `2c. Inside one API call (${x.payload}): the runtime's own work and its three Evaluate calls`,
+      headers: ['segment', 'in situ µs', 'isolated µs'],
+      rows: [
+        ...own.map((label, k) => [
+          `runtime: ${label}`,
+          f(a.inSitu.ownWorkUs[k] ?? 0, 0),
+          f(a.isolated.ownWorkUs[k] ?? 0, 0),
+        ]),
+        ['runtime: total own work', f(sum(a.inSitu.ownWorkUs), 0), f(sum(a.isolated.ownWorkUs), 0)],
+        ['the three Evaluate calls (transport)', f(sum(a.inSitu.evaluateUs), 0), ''],
+      ],
+      note: 'Medians per segment, timed by a wrapping transport. In situ: over the real channels, as in table 2. Isolated: the same gateway code with transports that answer at once with the same results.',
+    });
+    out.push({
+      title: '2d. The Evaluate request codec (in process)',
+      headers: ['payload', 'bytes', 'encode µs generated / ours', 'decode µs generated / ours'],
+      rows: x.codec.map((c) => [
+        c.payload,
+        String(c.bytes),
+        `${f(c.generatedEncodeUs, 1)} / ${f(c.oursEncodeUs, 1)}`,
+        `${f(c.generatedDecodeUs, 1)} / ${f(c.oursDecodeUs, 1)}`,
+      ]),
+      note: "generated: ts-proto's InterceptorEvaluation (what the raw and bare sides use). ours: the protocol package's encodeEvaluation (the gateway) and decodeEvaluation (the SDK): the same bytes and values.",
+    });
   }
   if (c.failure) {
     const b = c.failure.breaker;

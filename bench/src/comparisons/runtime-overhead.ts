@@ -4,9 +4,17 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import type { Gateway } from '@openshell-interceptors/gateway';
+import {
+  createGateway,
+  createGrpcTransport,
+  type Gateway,
+  gatewayConfigFromObject,
+  type InterceptorTransport,
+} from '@openshell-interceptors/gateway';
 import {
   canonicalize,
+  decodeEvaluation,
+  encodeEvaluation,
   InterceptorEvaluation,
   InterceptorResult,
   type JsonObject,
@@ -17,7 +25,7 @@ import {
 import fjp, { type Operation } from 'fast-json-patch';
 import { type Host, startHost } from '../child.js';
 import type { BenchContext } from '../context.js';
-import { interceptorEntry, startGateway } from '../gateway-setup.js';
+import { interceptorEntry, nullLogger, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
 import { closedLoop, connect, EVALUATE_PATH, type LoadResult, rawClient } from '../load.js';
 import { BENCH_PATCH, evaluation, jsonBytes, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
@@ -41,6 +49,30 @@ export interface RuntimeOverhead {
   readonly addedMs: number;
   readonly pass: boolean;
   readonly step: StepFigures;
+  readonly anatomy: Anatomy;
+  readonly codec: readonly CodecFigures[];
+}
+
+/**
+ * Where an API call's time goes inside the runtime: each Evaluate timed by a wrapping
+ * transport, and the runtime's own work between them (medians, µs), once with the real
+ * transports ("in situ") and once with transports that answer at once with the same results
+ * ("isolated": the same code, with nothing else on the CPU).
+ */
+export interface Anatomy {
+  /** Runtime work before the first call, between the calls (commit included), after the last. */
+  readonly inSitu: { readonly ownWorkUs: readonly number[]; readonly evaluateUs: readonly number[] };
+  readonly isolated: { readonly ownWorkUs: readonly number[] };
+}
+
+/** The Evaluate request codecs, in process: ts-proto's generated code vs the protocol's. */
+export interface CodecFigures {
+  readonly payload: string;
+  readonly bytes: number;
+  readonly generatedEncodeUs: number;
+  readonly oursEncodeUs: number;
+  readonly generatedDecodeUs: number;
+  readonly oursDecodeUs: number;
 }
 
 export interface StepFigures {
@@ -131,6 +163,138 @@ export async function stepBenchmark(ctx: BenchContext, size = SIZES['4KB']): Pro
     ratio,
     pass: ratio <= STEP_TARGET,
   };
+}
+
+export async function codecBenchmark(ctx: BenchContext): Promise<CodecFigures[]> {
+  const out: CodecFigures[] = [];
+  for (const payload of ['4KB', '256KB'] as const) {
+    const view = canonicalize(CS.requestType, sandboxRequest(SIZES[payload])).json;
+    const ev = evaluation('modify_operation', view, 'modifier', 'cs-modifier');
+    const bytes = InterceptorEvaluation.encode(ev).finish();
+    if (!encodeEvaluation(ev).equals(Buffer.from(bytes))) throw new Error('codec: the encoders disagree');
+    const windowMs = Math.max(100, ctx.budget.windowMs / 2);
+    const sides = [
+      () => InterceptorEvaluation.encode(ev).finish(),
+      () => encodeEvaluation(ev),
+      () => InterceptorEvaluation.decode(bytes),
+      () => decodeEvaluation(bytes),
+    ];
+    const times = (await interleave(
+      sides.map((fn, i) => ({ name: `codec-${i}`, run: async () => timeLoop(fn, windowMs, 5) })),
+      { rounds: ctx.budget.rounds, warmup: 1, label: `codec ${payload}`, progress: ctx.progress },
+    )) as number[][];
+    const [ge, oe, gd, od] = times.map(median) as [number, number, number, number];
+    out.push({
+      payload,
+      bytes: bytes.length,
+      generatedEncodeUs: ge,
+      oursEncodeUs: oe,
+      generatedDecodeUs: gd,
+      oursDecodeUs: od,
+    });
+  }
+  return out;
+}
+
+/** A transport that records when each Evaluate starts and ends. */
+function timed(
+  inner: (ev: InterceptorEvaluation) => Promise<EvalAnswer>,
+  marks: number[],
+  base: InterceptorTransport,
+) {
+  const t: InterceptorTransport = {
+    describe: (c) => base.describe(c),
+    evaluate: async (ev) => {
+      marks.push(performance.now());
+      const a = await inner(ev);
+      marks.push(performance.now());
+      return a;
+    },
+    snapshotProviderProfiles: (c) => base.snapshotProviderProfiles(c),
+    close: () => base.close(),
+  };
+  return t;
+}
+
+type EvalAnswer = Awaited<ReturnType<InterceptorTransport['evaluate']>>;
+
+/** Per-segment medians (µs) of intercept() split at the Evaluate starts and ends. */
+async function segments(marks: number[], call: () => Promise<unknown>, calls: number): Promise<number[]> {
+  const seg: number[][] = [];
+  for (let i = 0; i < calls; i++) {
+    marks.length = 0;
+    const t0 = performance.now();
+    await call();
+    const m = [t0, ...marks, performance.now()];
+    m.slice(1).forEach((t, k) => {
+      seg[k] ??= [];
+      seg[k]?.push((t - (m[k] as number)) * 1000);
+    });
+  }
+  return seg.map((x) => median(x));
+}
+
+async function anatomy(
+  ctx: BenchContext,
+  addresses: readonly string[],
+  names: readonly string[],
+  request: JsonObject,
+  commit: (r: JsonObject) => Promise<JsonObject>,
+): Promise<Anatomy> {
+  const config = gatewayConfigFromObject({
+    interceptors: names.map((n, i) => interceptorEntry(n, addresses[i] as string)),
+  });
+  const real = await Promise.all(config.interceptors.map((ic) => createGrpcTransport(ic)));
+  const answers: EvalAnswer[] = [];
+  const marks: number[] = [];
+  const index = (name: string) => names.indexOf(name);
+  const gateways: Gateway[] = [];
+  try {
+    const inSitu = await createGateway(config, {
+      logger: nullLogger(),
+      transport: (ic) => {
+        const t = real[index(ic.name)] as InterceptorTransport;
+        return timed(
+          async (ev) => {
+            const a = await t.evaluate(ev, {
+              signal: new AbortController().signal,
+              deadline: Date.now() + ic.timeoutMs,
+              metadata: {},
+              maxResponseBytes: ic.maxResponseBytes,
+            });
+            answers[index(ic.name)] = a;
+            return a;
+          },
+          marks,
+          t,
+        );
+      },
+    });
+    gateways.push(inSitu);
+    const isolated = await createGateway(config, {
+      logger: nullLogger(),
+      transport: (ic) => {
+        const t = real[index(ic.name)] as InterceptorTransport;
+        return timed(async () => answers[index(ic.name)] as EvalAnswer, marks, t);
+      },
+    });
+    gateways.push(isolated);
+    const call = (gw: Gateway) => async () => {
+      const out = await gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
+      if (out.outcome !== 'allowed') throw new Error(`anatomy: denied: ${out.status?.message}`);
+    };
+    const calls = ctx.quick ? 300 : 1000;
+    await segments(marks, call(inSitu), 200);
+    await segments(marks, call(isolated), 200);
+    const a = await segments(marks, call(inSitu), calls);
+    const b = await segments(marks, call(isolated), calls);
+    const own = (x: number[]) => x.filter((_, k) => k % 2 === 0);
+    const evaluate = (x: number[]) => x.filter((_, k) => k % 2 === 1);
+    return { inSitu: { ownWorkUs: own(a), evaluateUs: evaluate(a) }, isolated: { ownWorkUs: own(b) } };
+  } finally {
+    await Promise.all(gateways.map((g) => g.close()));
+    await Promise.all(real.map((t) => t.close()));
+  }
 }
 
 export async function runtimeOverhead(ctx: BenchContext): Promise<RuntimeOverhead> {
@@ -225,6 +389,12 @@ export async function runtimeOverhead(ctx: BenchContext): Promise<RuntimeOverhea
     ctx.progress(`runtime: gateway/raw p50 ${p50Ratio.toFixed(3)}`);
     const step = await stepBenchmark(ctx);
     ctx.progress(`step: ours/raw ${step.ratio.toFixed(3)}`);
+    const parts = await anatomy(ctx, host.addresses, names, request, commit);
+    const sum = (x: readonly number[]) => x.reduce((p, q) => p + q, 0);
+    ctx.progress(
+      `anatomy: runtime's own work ${sum(parts.inSitu.ownWorkUs).toFixed(0)} µs in situ, ${sum(parts.isolated.ownWorkUs).toFixed(0)} µs isolated`,
+    );
+    const codec = await codecBenchmark(ctx);
     return {
       target: `gateway p50 <= ${RUNTIME_P50_TARGET} x three raw grpc-js calls; step <= ${STEP_TARGET} x raw`,
       payload,
@@ -235,6 +405,8 @@ export async function runtimeOverhead(ctx: BenchContext): Promise<RuntimeOverhea
       addedMs: gateFig.p50 - rawFig.p50,
       pass: p50Ratio <= RUNTIME_P50_TARGET,
       step,
+      anatomy: parts,
+      codec,
     };
   } finally {
     for (const c of clients) c.close();

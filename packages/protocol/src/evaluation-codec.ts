@@ -266,14 +266,18 @@ function depthError(): Error {
  * per string). Node replaces invalid UTF-8 with U+FFFD by the same WHATWG rules as the
  * reader's TextDecoder; the tests compare the two on invalid sequences and arbitrary bytes.
  */
+/** Buffer's own UTF-8 slice: what `toString('utf8', start, end)` calls, without its argument handling. */
+type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };
+
 class Reader extends BinaryReader {
-  private readonly text: Buffer;
+  private readonly text: Utf8Sliceable;
 
   constructor(bytes: Uint8Array) {
     super(bytes);
-    this.text = Buffer.isBuffer(bytes)
+    const buf = Buffer.isBuffer(bytes)
       ? bytes
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.text = buf as unknown as Utf8Sliceable;
   }
 
   override string(): string {
@@ -281,7 +285,7 @@ class Reader extends BinaryReader {
     const start = this.pos;
     this.pos += len;
     if (this.pos > this.len) throw new RangeError('premature EOF');
-    return this.text.toString('utf8', start, this.pos);
+    return this.text.utf8Slice(start, this.pos);
   }
 }
 
