@@ -221,7 +221,7 @@ export function sections(r: Report): Section[] {
       title: `2b. Per modify binding: operation view + patch + re-validation (${x.step.payload})`,
       headers: ['step', 'µs'],
       rows: [
-        ['ours: view, patch on the full request, strict canonicalize', f(x.step.oursUs, 1)],
+        ['ours: view, patch on the full request, strict parse and canonical render', f(x.step.oursUs, 1)],
         ['raw: deep clone + fast-json-patch + ts-proto fromJSON + encode + decode', f(x.step.rawUs, 1)],
         ['ratio (paired by round)', f(x.step.ratio, 3)],
       ],
