@@ -133,10 +133,17 @@ export class ProtoJson {
       const v = src[f.prop];
       if (v === undefined || v === null) continue;
       if (f.kind === 'map') {
-        const entries = Object.entries(v as Record<string, unknown>);
-        if (entries.length === 0) continue;
         const o: JsonObject = {};
-        for (const [k, x] of entries) o[k] = this.singleToJson(f, x, removeSecrets);
+        let empty = true;
+        // string → string maps (labels, environment, annotations) are most of a large operation.
+        const plain = f.valueKind === 'scalar' && f.type === 'string';
+        for (const k in v as Record<string, unknown>) {
+          if (!Object.hasOwn(v as object, k)) continue;
+          const x = (v as Record<string, unknown>)[k];
+          o[k] = plain ? (x as string) : this.singleToJson(f, x, removeSecrets);
+          empty = false;
+        }
+        if (empty) continue;
         out[f.jsonName] = o;
       } else if (f.repeated) {
         const arr = v as unknown[];
