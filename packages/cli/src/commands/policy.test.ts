@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import {
   buildProjection,
   createBundle,
@@ -11,8 +13,16 @@ import {
   UnknownHandleError,
   writeBundleFile,
 } from '@openshell-interceptors/policy-authority';
+import {
+  evaluationPhaseFields,
+  GatewayInterceptorClient,
+  type InterceptorManifest,
+  type InterceptorResult,
+  OPENSHELL_SERVICE,
+} from '@openshell-interceptors/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { CliProcess } from '../__fixtures__/cli-process.js';
 import { runCli } from '../test-util.js';
 
 const POLICY = {
@@ -187,35 +197,39 @@ describe('policy sign and verify', () => {
   });
 });
 
-describe('policy check-driver', () => {
-  async function serveDriver(conforming: boolean) {
-    const held = new Set<string>();
-    const srv = await servePolicyDriver(
-      definePolicyDriver({
-        capabilities: {
-          supportedSurfaces: ['openshell.sandbox.v1'],
-          permitsMutation: false,
-          driverVersion: 't',
-        },
-        acquireHandle: () => {
-          const h = randomUUID();
-          held.add(h);
-          return h;
-        },
-        getProjection: (h, surfaceId) => {
-          if (!held.has(h)) throw new UnknownHandleError(h);
-          return buildProjection({ surfaceId, policy: POLICY });
-        },
-        releaseHandle: (h) => held.delete(h) || !conforming,
-      }),
-      {
-        listen: `unix://${join(dir, `${randomUUID().slice(0, 6)}.sock`)}`,
-        logger: false,
+/** A small policy driver: one projection of POLICY per handle, on a unix socket or TCP with TLS. */
+async function startDriver(
+  opts: { conforming?: boolean; tls?: { cert: Buffer; key: Buffer } } = {},
+): Promise<string> {
+  const held = new Set<string>();
+  const srv = await servePolicyDriver(
+    definePolicyDriver({
+      capabilities: {
+        supportedSurfaces: ['openshell.sandbox.v1'],
+        permitsMutation: false,
+        driverVersion: 't',
       },
-    );
-    servers.push(srv);
-    return srv.address;
-  }
+      acquireHandle: () => {
+        const h = randomUUID();
+        held.add(h);
+        return h;
+      },
+      getProjection: (h, surfaceId) => {
+        if (!held.has(h)) throw new UnknownHandleError(h);
+        return buildProjection({ surfaceId, policy: POLICY });
+      },
+      releaseHandle: (h) => held.delete(h) || opts.conforming === false,
+    }),
+    opts.tls
+      ? { listen: '127.0.0.1:0', tls: opts.tls, logger: false }
+      : { listen: `unix://${join(dir, `${randomUUID().slice(0, 6)}.sock`)}`, logger: false },
+  );
+  servers.push(srv);
+  return srv.address;
+}
+
+describe('policy check-driver', () => {
+  const serveDriver = (conforming: boolean) => startDriver({ conforming });
 
   it('exit 0 and a table for a conforming driver', async () => {
     const r = await cli('check-driver', await serveDriver(true));
@@ -279,5 +293,119 @@ describe('policy serve', () => {
     );
     expect(trust.code).toBe(2);
     expect(trust.stderr).toContain('nope');
+  });
+});
+
+describe('policy serve over TLS', () => {
+  const procs: CliProcess[] = [];
+  const clients: grpc.Client[] = [];
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+    for (const p of procs.splice(0)) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  });
+
+  /** A self-signed certificate for localhost and 127.0.0.1, made with the openssl CLI. */
+  async function certificate(): Promise<{ certFile: string; keyFile: string; cert: Buffer; key: Buffer }> {
+    const certFile = join(dir, 'tls.crt');
+    const keyFile = join(dir, 'tls.key');
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1']
+        .concat(['-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'])
+        .concat(['-keyout', keyFile, '-out', certFile]),
+      { stdio: 'ignore' },
+    );
+    return { certFile, keyFile, cert: await readFile(certFile), key: await readFile(keyFile) };
+  }
+
+  function call<T>(fn: (cb: (err: grpc.ServiceError | null, r: T) => void) => void): Promise<T> {
+    return new Promise((resolve, reject) => fn((err, r) => (err ? reject(err) : resolve(r))));
+  }
+
+  it.each([
+    [['--tls-cert', 'c.pem'], /--tls-cert and --tls-key go together/],
+    [['--tls-client-ca', 'ca.pem'], /--tls-client-ca needs --tls-cert and --tls-key/],
+    [['--driver-tls-key', 'k.pem'], /--driver-tls-cert and --driver-tls-key go together/],
+  ])('refuses %j (exit 2)', async (flags, message) => {
+    const r = await cli(
+      'serve',
+      '--driver',
+      'https://localhost:1',
+      '--listen',
+      '127.0.0.1:0',
+      '--insecure',
+      ...flags,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('names an unreadable TLS file, and driver TLS flags on a driver that is not https://', async () => {
+    const missing = await cli(
+      'serve',
+      '--driver',
+      'https://localhost:1',
+      '--listen',
+      '127.0.0.1:0',
+      '--insecure',
+      '--driver-tls-ca',
+      'nope.pem',
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--driver-tls-ca nope.pem: ENOENT');
+    await writeFile(join(dir, 'ca.pem'), 'not used');
+    const unix = await cli(
+      'serve',
+      '--driver',
+      'unix:///tmp/d.sock',
+      '--listen',
+      '127.0.0.1:0',
+      '--insecure',
+      '--driver-tls-ca',
+      'ca.pem',
+    );
+    expect(unix.code).toBe(2);
+    expect(unix.stderr).toContain('https://');
+  });
+
+  it('serves the gateway over TLS and reaches an https:// driver through its CA', async () => {
+    const tls = await certificate();
+    const driver = await startDriver({ tls: { cert: tls.cert, key: tls.key } });
+    const port = driver.split(':').pop();
+    const p = new CliProcess(
+      ['policy', 'serve', '--driver', `https://localhost:${port}`, '--driver-tls-ca', tls.certFile]
+        .concat(['--listen', '127.0.0.1:0', '--tls-cert', tls.certFile, '--tls-key', tls.keyFile])
+        .concat(['--insecure', '--state', join(dir, 'state')]),
+    );
+    procs.push(p);
+    const address = await p.listening();
+    const c = new GatewayInterceptorClient(address, grpc.credentials.createSsl(tls.cert));
+    clients.push(c);
+    const manifest = await call<InterceptorManifest>((cb) => c.describe({}, cb));
+    // A projection from the driver, fetched over TLS, is stamped on the new sandbox.
+    const r = await call<InterceptorResult>((cb) =>
+      c.evaluate(
+        {
+          interceptorName: manifest.name,
+          bindingId: 'create-sandbox',
+          service: OPENSHELL_SERVICE,
+          method: 'CreateSandbox',
+          principal: { kind: 'user', subject: 'alice' },
+          ...evaluationPhaseFields('modify_operation', { name: 'sb-1', spec: {} }),
+        },
+        cb,
+      ),
+    );
+    expect(r.allowed).toBe(true);
+    expect(JSON.stringify(r.patches)).toContain('pypi.org');
+    // A plaintext client gets nowhere.
+    const plain = new GatewayInterceptorClient(address, grpc.credentials.createInsecure());
+    clients.push(plain);
+    const refused = await call<InterceptorManifest>((cb) =>
+      plain.describe({}, new grpc.Metadata(), { deadline: Date.now() + 2000 }, cb),
+    ).catch((e: grpc.ServiceError) => e);
+    expect(refused).toBeInstanceOf(Error);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
   });
 });

@@ -25,6 +25,7 @@ import {
 } from '@openshell-interceptors/policy-authority';
 import { type Command, type CommandContext, EXIT, StartupError, UsageError } from '../command.js';
 import { colourizer, formatTable, printJson } from '../output.js';
+import { checkServeTlsFlags, readPem, SERVE_TLS_FLAGS, serveTlsOptions } from '../tls-flags.js';
 
 const USAGE = `openshell-interceptors policy <subcommand> [options]
 
@@ -44,8 +45,14 @@ const USAGE = `openshell-interceptors policy <subcommand> [options]
   policy serve --driver ENDPOINT --listen ADDR [--trust DIR|JWKS] [--state DIR] [--surface ID]
               [--name NAME] [--driver-deadline MS] [--tenant-from-principal KEY]
               (--jwks FILE | --public-key FILE [--gateway-id ID] [--audience AUD] | --insecure)
+              [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+              [--driver-tls-ca FILE] [--driver-tls-server-name NAME]
+              [--driver-tls-cert FILE --driver-tls-key FILE]
       Serve the enforcing interceptor: the driver is the policy authority for new sandboxes,
       projections are verified with --trust, handles are journaled in --state.
+      --tls-*: TLS (and mTLS) toward the gateway, as for 'serve'. --driver-tls-*: for an
+      https:// driver, the CA that replaces the platform roots, the name its certificate
+      must carry, and a client certificate for a driver that requires one.
       Prints 'listening on <addr>'; SIGTERM/SIGINT shut it down cleanly.`;
 
 function keyValues(list: string[] | undefined, flag: string): Record<string, string> {
@@ -343,11 +350,20 @@ async function serveAuthority(argv: string[], ctx: CommandContext): Promise<numb
       'gateway-id': { type: 'string' },
       audience: { type: 'string' },
       insecure: { type: 'boolean' },
+      ...SERVE_TLS_FLAGS,
+      'driver-tls-ca': { type: 'string' },
+      'driver-tls-server-name': { type: 'string' },
+      'driver-tls-cert': { type: 'string' },
+      'driver-tls-key': { type: 'string' },
     },
     strict: true,
     allowPositionals: true,
   });
   if (positionals.length) throw new UsageError(`serve takes no arguments, got '${positionals[0]}'`);
+  checkServeTlsFlags(values);
+  if (Boolean(values['driver-tls-cert']) !== Boolean(values['driver-tls-key'])) {
+    throw new UsageError('--driver-tls-cert and --driver-tls-key go together');
+  }
   if (!values.driver) throw new UsageError('serve needs --driver ENDPOINT');
   if (!values.listen) throw new UsageError('serve needs --listen ADDR');
   if (values.jwks && values['public-key']) throw new UsageError('give only one of --jwks, --public-key');
@@ -363,6 +379,17 @@ async function serveAuthority(argv: string[], ctx: CommandContext): Promise<numb
     throw new UsageError('--driver-deadline must be a positive integer (ms)');
   }
   const trust = values.trust ? await loadTrust(resolve(ctx.cwd, values.trust)) : undefined;
+  const listenTls = serveTlsOptions(values, ctx.cwd);
+  const driverTls = {
+    ...(values['driver-tls-ca'] ? { ca: readPem(values['driver-tls-ca'], '--driver-tls-ca', ctx.cwd) } : {}),
+    ...(values['driver-tls-server-name'] ? { serverName: values['driver-tls-server-name'] } : {}),
+    ...(values['driver-tls-cert']
+      ? {
+          cert: readPem(values['driver-tls-cert'], '--driver-tls-cert', ctx.cwd),
+          key: readPem(values['driver-tls-key'] as string, '--driver-tls-key', ctx.cwd),
+        }
+      : {}),
+  };
   const tenantKey = values['tenant-from-principal'];
   const { createPolicyAuthorityInterceptor } = await import('@openshell-interceptors/policy-authority');
   const { serve } = await import('@openshell-interceptors/sdk');
@@ -370,7 +397,7 @@ async function serveAuthority(argv: string[], ctx: CommandContext): Promise<numb
   try {
     authority = await createPolicyAuthorityInterceptor({
       driver: values.driver,
-      driverOptions: { deadlineMs },
+      driverOptions: { deadlineMs, ...(Object.keys(driverTls).length > 0 ? { tls: driverTls } : {}) },
       ...(trust ? { trust } : {}),
       ...(values.state ? { stateDir: resolve(ctx.cwd, values.state) } : {}),
       ...(values.surface ? { surface: values.surface } : {}),
@@ -390,6 +417,7 @@ async function serveAuthority(argv: string[], ctx: CommandContext): Promise<numb
     server = await serve(authority.interceptor, {
       listen: values.listen,
       handleSignals: true,
+      ...listenTls,
       ...(values.insecure
         ? { insecure: true }
         : {

@@ -1,9 +1,7 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import {
   evaluationPhaseFields,
@@ -13,10 +11,8 @@ import {
   OPENSHELL_SERVICE,
 } from '@openshell-interceptors/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CliProcess, ROOT } from '../__fixtures__/cli-process.js';
 import { runCli } from '../test-util.js';
-
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const BIN = join(ROOT, 'packages/cli/src/bin.ts');
 
 describe('serve: usage and startup errors (exit 2)', () => {
   let dir: string;
@@ -87,46 +83,6 @@ describe('serve: usage and startup errors (exit 2)', () => {
   });
 });
 
-/** A running `openshell-interceptors serve` child process. */
-class ServeProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<number | null>;
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', BIN, 'serve', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, VITEST: '', NODE_ENV: 'production', LOG_LEVEL: 'info' },
-    });
-    this.child.stdout.on('data', (d: Buffer) => {
-      this.stdout += d.toString();
-    });
-    this.child.stderr.on('data', (d: Buffer) => {
-      this.stderr += d.toString();
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
-  }
-
-  /** Resolves with the address from the 'listening on' line. */
-  listening(): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = /^listening on (\S+)$/m.exec(this.stdout);
-        if (m) {
-          this.child.stdout.off('data', check);
-          resolve(m[1]!);
-        }
-      };
-      this.child.stdout.on('data', check);
-      check();
-      void this.exited.then((code) =>
-        reject(new Error(`serve exited with ${code} before listening:\n${this.stderr}`)),
-      );
-    });
-  }
-}
-
 function b64(v: unknown): string {
   return Buffer.from(JSON.stringify(v)).toString('base64url');
 }
@@ -148,7 +104,7 @@ function gatewayToken(key: KeyObject, audience: string): string {
 }
 
 describe('serve as a real process', () => {
-  const procs: ServeProcess[] = [];
+  const procs: CliProcess[] = [];
   const clients: grpc.Client[] = [];
   let dir: string;
   beforeAll(() => {
@@ -165,7 +121,7 @@ describe('serve as a real process', () => {
   }
 
   it('serves examples/naming, answers the gateway calls, and exits 0 on SIGTERM', async () => {
-    const p = new ServeProcess(['examples/naming', '--listen', '127.0.0.1:0', '--insecure']);
+    const p = new CliProcess(['serve', 'examples/naming', '--listen', '127.0.0.1:0', '--insecure']);
     procs.push(p);
     const address = await p.listening();
     expect(address).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -199,7 +155,7 @@ describe('serve as a real process', () => {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     const pem = join(dir, 'gateway.pem');
     writeFileSync(pem, publicKey.export({ type: 'spki', format: 'pem' }));
-    const p = new ServeProcess(['examples/naming', '--listen', '127.0.0.1:0', '--public-key', pem]);
+    const p = new CliProcess(['serve', 'examples/naming', '--listen', '127.0.0.1:0', '--public-key', pem]);
     procs.push(p);
     const address = await p.listening();
     const c = new GatewayInterceptorClient(address, grpc.credentials.createInsecure());

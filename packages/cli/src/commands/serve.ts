@@ -9,15 +9,14 @@ import {
   serve,
 } from '@openshell-interceptors/sdk';
 import { type Command, StartupError, UsageError } from '../command.js';
+import { checkServeTlsFlags, SERVE_TLS_FLAGS, SERVE_TLS_USAGE, serveTlsOptions } from '../tls-flags.js';
 
 const USAGE = `openshell-interceptors serve <module-or-dir> --listen <addr> [options]
 
   <module-or-dir>        a module whose default export is an Interceptor, or a package
                          directory (its package.json "exports"/"main", else index.js)
   --listen <addr>        host:port (port 0 picks one), [ipv6]:port, or unix:///absolute/path
-  --tls-cert <file>      PEM certificate chain (with --tls-key)
-  --tls-key <file>       PEM private key
-  --tls-client-ca <file> require client certificates signed by this CA (mTLS)
+${SERVE_TLS_USAGE}
   --gateway-id <id>      the gateway identity the token's iss must name (default openshell)
   --audience <aud>       the audience to accept (default: the interceptor's expected audience)
   --jwks <file>          verify gateway tokens with this JWKS file
@@ -113,16 +112,6 @@ async function loadInterceptor(spec: string, cwd: string): Promise<Interceptor> 
   return candidate;
 }
 
-function readPem(file: string, flag: string, cwd: string): Buffer {
-  try {
-    return readFileSync(resolve(cwd, file));
-  } catch (err) {
-    throw new StartupError(
-      `${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-  }
-}
-
 function positive(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -142,9 +131,7 @@ const command: Command = {
       strict: true,
       options: {
         listen: { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-client-ca': { type: 'string' },
+        ...SERVE_TLS_FLAGS,
         'gateway-id': { type: 'string' },
         audience: { type: 'string' },
         jwks: { type: 'string' },
@@ -167,11 +154,7 @@ const command: Command = {
         'authentication needs --jwks, --jwks-url or --public-key (or --insecure to run without it)',
       );
     }
-    if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) {
-      throw new UsageError('--tls-cert and --tls-key go together');
-    }
-    if (values['tls-client-ca'] && !values['tls-cert'])
-      throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
+    checkServeTlsFlags(values);
     const graceMs = positive(values['grace-ms'], '--grace-ms');
     const maxReceiveBytes = positive(values['max-receive-bytes'], '--max-receive-bytes');
 
@@ -190,17 +173,7 @@ const command: Command = {
       listen: values.listen,
       handleSignals: true,
       ...(auth ? { auth } : { insecure: true }),
-      ...(values['tls-cert']
-        ? {
-            tls: {
-              cert: readPem(values['tls-cert'], '--tls-cert', ctx.cwd),
-              key: readPem(values['tls-key']!, '--tls-key', ctx.cwd),
-              ...(values['tls-client-ca']
-                ? { clientCa: readPem(values['tls-client-ca'], '--tls-client-ca', ctx.cwd) }
-                : {}),
-            },
-          }
-        : {}),
+      ...serveTlsOptions(values, ctx.cwd),
       ...(graceMs !== undefined ? { shutdownGraceMs: graceMs } : {}),
       ...(maxReceiveBytes !== undefined ? { maxReceiveBytes } : {}),
     };
