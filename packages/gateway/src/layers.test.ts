@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BreakerConfig } from './config.js';
@@ -43,6 +44,14 @@ describe('deadline layer', () => {
     expect(err).toBeInstanceOf(TransportError);
     expect(err).toMatchObject({ code: 'DEADLINE_EXCEEDED', layer: 'deadline' });
     expect(g.waiting[0]?.signal.aborted).toBe(true);
+  });
+
+  it('leaves no listener on the parent signal at the deadline, even when the inner call never settles', async () => {
+    const parent = new AbortController().signal;
+    const never: Step<string> = () => new Promise<string>(() => {});
+    const err = await compose([deadlineLayer<string>(20)], never)(call(20, parent)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    expect(getEventListeners(parent, 'abort')).toHaveLength(0);
   });
 
   it('passes the answer through and fails at once when the caller already gave up', async () => {

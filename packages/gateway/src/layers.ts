@@ -43,6 +43,9 @@ export function deadlineLayer<T>(timeoutMs: number): Layer<T> {
       }
       call.signal.addEventListener('abort', onParentAbort, { once: true });
       const timer = setTimeout(() => {
+        // Stop listening now, not when the inner call settles: an inner call that ignores
+        // its signal must not keep a listener on a long-lived parent signal.
+        call.signal.removeEventListener('abort', onParentAbort);
         ac.abort();
         reject(expired());
       }, remaining);
