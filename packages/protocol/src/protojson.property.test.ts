@@ -130,9 +130,10 @@ function mutate(doc: JsonObject, mutations: readonly Mutation[]): JsonObject {
     const target = targets[mu.at % targets.length] as Record<string, JsonValue>;
     const keys = Object.keys(target);
     if (mu.remove && keys.length > 0) delete target[keys[mu.at % keys.length] as string];
+    // A copy: the same constant inserted twice must not become a cycle.
     else
       Object.defineProperty(target, mu.key, {
-        value: mu.value,
+        value: structuredClone(mu.value),
         enumerable: true,
         writable: true,
         configurable: true,
