@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { captureLogs, configFor, type KeyFiles, makeKeys } from './__fixtures__/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogs, configFor, deferAfterEach, type KeyFiles, makeKeys } from './__fixtures__/harness.js';
 import {
   type RunningFixture,
   type ScriptSpec,
@@ -10,14 +10,12 @@ import {
 } from './__fixtures__/interceptor-server.js';
 import { TokenMinter } from './auth.js';
 import { GatewayStartupError } from './errors.js';
-import { createGateway, type Gateway } from './gateway.js';
+import { createGateway } from './gateway.js';
 
 const CS = 'openshell.v1.OpenShell/CreateSandbox';
 const MANIFEST = { name: 'ext', bindings: [{ id: 'b', rpc: CS, phases: ['validate' as const] }] };
 
 let keys: KeyFiles;
-let fixtures: RunningFixture[] = [];
-let gateways: Gateway[] = [];
 
 beforeAll(async () => {
   keys = await makeKeys('gw-key-1');
@@ -25,16 +23,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await keys.cleanup();
 });
-afterEach(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fixtures.map((f) => f.close()));
-  fixtures = [];
-  gateways = [];
-});
+const defer = deferAfterEach();
 
 async function serve(script: ScriptSpec): Promise<RunningFixture> {
   const f = await startInterceptorServer(script);
-  fixtures.push(f);
+  defer(() => f.close());
   return f;
 }
 
@@ -50,7 +43,7 @@ describe('bearer tokens', () => {
         logger: captureLogs().logger,
       },
     );
-    gateways.push(gw);
+    defer(() => gw.close());
     const out = await gw.intercept({ method: 'CreateSandbox', request: { name: 'x' } });
     expect(out.outcome).toBe('allowed');
     expect(f.calls.map((c) => c.rpc)).toEqual(['Describe', 'Evaluate']);
@@ -79,7 +72,7 @@ describe('bearer tokens', () => {
       ),
       { logger: captureLogs().logger },
     );
-    gateways.push(gw);
+    defer(() => gw.close());
     expect(a.calls[0]?.token?.claims.aud).toBe(audience);
     expect(b.calls[0]?.token?.claims.aud).toBe('spiffe://example/other');
   });
@@ -106,7 +99,7 @@ describe('bearer tokens', () => {
         now: () => now,
       },
     );
-    gateways.push(gw);
+    defer(() => gw.close());
     const call = () => gw.intercept({ method: 'CreateSandbox', request: { name: 'x' } });
     await call();
     now += 79_000;
@@ -139,7 +132,7 @@ describe('bearer tokens', () => {
     const gw = await createGateway(configFor([{ name: 'ext', grpc_endpoint: ok.endpoint }], {}, keys), {
       logger: captureLogs().logger,
     });
-    gateways.push(gw);
+    defer(() => gw.close());
     expect(gw.plan.interceptors[0]?.authenticated).toBe(true);
   });
 

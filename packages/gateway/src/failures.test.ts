@@ -1,25 +1,13 @@
 import type { FailurePolicy, JsonObject } from '@openshell-interceptors/protocol';
-import { afterEach, describe, expect, it } from 'vitest';
-import { captureLogs, configFor } from './__fixtures__/harness.js';
-import {
-  type RuleSpec,
-  type RunningFixture,
-  startInterceptorServer,
-} from './__fixtures__/interceptor-server.js';
-import { createGateway, type Gateway } from './gateway.js';
+import { describe, expect, it } from 'vitest';
+import { captureLogs, configFor, deferAfterEach } from './__fixtures__/harness.js';
+import { type RuleSpec, startInterceptorServer } from './__fixtures__/interceptor-server.js';
+import { createGateway } from './gateway.js';
 import type { InterceptorTransport } from './transport.js';
 
 const CS = 'openshell.v1.OpenShell/CreateSandbox';
 
-let fixtures: RunningFixture[] = [];
-let gateways: Gateway[] = [];
-
-afterEach(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fixtures.map((f) => f.close()));
-  fixtures = [];
-  gateways = [];
-});
+const defer = deferAfterEach();
 
 const request = (): JsonObject => ({ name: 'box', labels: { team: 'a' } });
 
@@ -128,13 +116,13 @@ describe.each(['fail_closed', 'fail_open'] as FailurePolicy[])('each failure cau
       manifest: { name: 'ext', bindings: [{ id: 'b', rpc: CS, phases: [phase] }] },
       rules: c.rule ? [c.rule] : [],
     });
-    fixtures.push(f);
+    defer(() => f.close());
     const logs = captureLogs();
     const gw = await createGateway(
       configFor([{ name: 'ext', grpc_endpoint: f.endpoint, failure_policy: policy, ...c.config }]),
       { logger: logs.logger },
     );
-    gateways.push(gw);
+    defer(() => gw.close());
     if (c.closeAfterStart) await f.close();
     let commits = 0;
     const out = await gw.intercept({
@@ -189,11 +177,11 @@ describe('limits', () => {
       manifest: { name: 'ext', bindings: [{ id: 'b', rpc: CS, phases: ['modify_operation'] }] },
       rules: [{ result: { patches: [1, 2].map((i) => ({ op: 'add', path: `/labels/k${i}`, value: 'v' })) } }],
     });
-    fixtures.push(f);
+    defer(() => f.close());
     const gw = await createGateway(configFor([{ name: 'ext', grpc_endpoint: f.endpoint, max_patches: 2 }]), {
       logger: captureLogs().logger,
     });
-    gateways.push(gw);
+    defer(() => gw.close());
     const out = await gw.intercept({ method: 'CreateSandbox', request: request() });
     expect(out.outcome).toBe('allowed');
     expect(out.request.labels).toEqual({ team: 'a', k1: 'v', k2: 'v' });
@@ -230,7 +218,7 @@ describe('limits', () => {
       ]),
       { transport: () => transport, logger: captureLogs().logger },
     );
-    gateways.push(gw);
+    defer(() => gw.close());
     const out = await gw.intercept({ method: 'CreateSandbox', request: request() });
     expect(out.status?.message).toBe(
       "gateway interceptor 'ext' failed closed: result of 5000 bytes exceeds max_response_bytes 4096",
@@ -242,11 +230,11 @@ describe('limits', () => {
     const f = await startInterceptorServer({
       manifest: { name: 'ext', bindings: [{ id: 'b', rpc: CS, phases: ['validate'] }] },
     });
-    fixtures.push(f);
+    defer(() => f.close());
     const gw = await createGateway(configFor([{ name: 'ext', grpc_endpoint: f.endpoint, timeout: '3s' }]), {
       logger: captureLogs().logger,
     });
-    gateways.push(gw);
+    defer(() => gw.close());
     await gw.intercept({ method: 'CreateSandbox', request: request() });
     const left = f.evaluations()[0]?.deadlineRemainingMs ?? Number.NaN;
     expect(left).toBeGreaterThan(0);
@@ -271,11 +259,11 @@ describe('fail_open keeps earlier work', () => {
         { binding: 'three', result: { patches: [{ op: 'add', path: '/labels/three', value: '3' }] } },
       ],
     });
-    fixtures.push(f);
+    defer(() => f.close());
     const gw = await createGateway(configFor([{ name: 'ext', grpc_endpoint: f.endpoint }]), {
       logger: captureLogs().logger,
     });
-    gateways.push(gw);
+    defer(() => gw.close());
     const out = await gw.intercept({ method: 'CreateSandbox', request: request() });
     expect(out.outcome).toBe('allowed');
     expect(out.request.labels).toEqual({ team: 'a', one: '1', three: '3' });

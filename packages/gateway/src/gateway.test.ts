@@ -1,37 +1,29 @@
 import type { JsonObject } from '@openshell-interceptors/protocol';
 import { propagation, type TextMapPropagator } from '@opentelemetry/api';
-import { afterEach, describe, expect, it } from 'vitest';
-import { captureLogs, configFor } from './__fixtures__/harness.js';
+import { describe, expect, it } from 'vitest';
+import { captureLogs, configFor, deferAfterEach } from './__fixtures__/harness.js';
 import {
   type RunningFixture,
   type ScriptSpec,
   startInterceptorServer,
 } from './__fixtures__/interceptor-server.js';
-import { createGateway, type Gateway } from './gateway.js';
+import { createGateway } from './gateway.js';
 
 const CS = 'openshell.v1.OpenShell/CreateSandbox';
 const CP = 'openshell.v1.OpenShell/CreateProvider';
 
-let fixtures: RunningFixture[] = [];
-let gateways: Gateway[] = [];
-
-afterEach(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fixtures.map((f) => f.close()));
-  fixtures = [];
-  gateways = [];
-});
+const defer = deferAfterEach();
 
 async function serve(script: ScriptSpec): Promise<RunningFixture> {
   const f = await startInterceptorServer(script);
-  fixtures.push(f);
+  defer(() => f.close());
   return f;
 }
 
 async function start(interceptors: Record<string, unknown>[], gatewayKeys: Record<string, unknown> = {}) {
   const logs = captureLogs();
   const gw = await createGateway(configFor(interceptors, gatewayKeys), { logger: logs.logger });
-  gateways.push(gw);
+  defer(() => gw.close());
   return { gw, logs };
 }
 
@@ -200,7 +192,7 @@ describe('intercept: phases and patches', () => {
           },
         },
       );
-      fixtures.push(f);
+      defer(() => f.close());
       return f;
     };
     // 'B' < 'a' byte-wise (0x42 < 0x61), though a locale sort would say otherwise.

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allow, interceptor, type RunningServer, serve } from '@openshell-interceptors/sdk';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { captureLogs, configFor } from './__fixtures__/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogs, configFor, deferAfterEach } from './__fixtures__/harness.js';
 import { type RunningFixture, startInterceptorServer } from './__fixtures__/interceptor-server.js';
 import { GatewayConfigError } from './config.js';
 import { GatewayStartupError } from './errors.js';
@@ -34,13 +34,10 @@ const canDropToNobody = isRoot && has('setpriv', ['--version']);
 const hasOpenssl = has('openssl', ['version']);
 
 let dir: string;
-const cleanups: (() => Promise<void> | void)[] = [];
+const defer = deferAfterEach();
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gw-hostile-'));
   await chmod(dir, 0o755);
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -48,7 +45,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 async function sdkInterceptor(path: string): Promise<RunningServer> {
   const i = interceptor('ext', { logger: silent }).validate('CreateSandbox', () => allow());
   const s = await serve(i, { listen: `unix://${path}`, insecure: true, logger: silent });
-  cleanups.push(() => s.close({ graceMs: 0 }));
+  defer(() => s.close({ graceMs: 0 }));
   return s;
 }
 
@@ -108,7 +105,7 @@ async function serveAsNobody(path: string): Promise<ChildProcess> {
     },
   );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  cleanups.push(async () => {
+  defer(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
   });
@@ -236,7 +233,7 @@ describe('hostile neighbours: unix sockets the gateway dials', () => {
       s.end('HTTP/1.1 400 Bad Request\r\n\r\n');
     });
     await new Promise<void>((r) => server.listen(path, r));
-    cleanups.push(
+    defer(
       () =>
         new Promise<void>((r) => {
           for (const c of conns) c.destroy();

@@ -1,6 +1,6 @@
 import { openshellV1, providerProfileRevision } from '@openshell-interceptors/protocol';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { captureLogs, configFor, type KeyFiles, makeKeys } from './__fixtures__/harness.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { captureLogs, configFor, deferAfterEach, type KeyFiles, makeKeys } from './__fixtures__/harness.js';
 import {
   type RunningFixture,
   type ScriptSpec,
@@ -15,24 +15,17 @@ const profile = (id: string): openshellV1.ProviderProfile =>
 const manifest = (name: string) => ({ name, bindings: [], providerProfiles: true });
 
 let keys: KeyFiles;
-let fixtures: RunningFixture[] = [];
-let gateways: Gateway[] = [];
 beforeAll(async () => {
   keys = await makeKeys();
 });
 afterAll(async () => {
   await keys.cleanup();
 });
-afterEach(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fixtures.map((f) => f.close()));
-  fixtures = [];
-  gateways = [];
-});
+const defer = deferAfterEach();
 
 async function serve(script: ScriptSpec) {
   const f = await startInterceptorServer(script);
-  fixtures.push(f);
+  defer(() => f.close());
   return f;
 }
 
@@ -50,7 +43,7 @@ async function gatewayWith(
     logger: captureLogs().logger,
     providerProfiles: { builtin: [profile('anthropic')], user: async () => [profile('My-Proxy')] },
   });
-  gateways.push(gw);
+  defer(() => gw.close());
   return { gw, fs };
 }
 

@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type ChildFixture, spawnFixture } from './__fixtures__/child.js';
-import { captureLogs, configFor } from './__fixtures__/harness.js';
+import { describe, expect, it, vi } from 'vitest';
+import { spawnFixture } from './__fixtures__/child.js';
+import { captureLogs, configFor, deferAfterEach } from './__fixtures__/harness.js';
 import {
   type RunningFixture,
   type ScriptSpec,
@@ -14,32 +14,18 @@ import { createGateway, type Gateway } from './gateway.js';
 const CS = 'openshell.v1.OpenShell/CreateSandbox';
 const MANIFEST = { name: 'ext', bindings: [{ id: 'b', rpc: CS, phases: ['validate' as const] }] };
 
-let fixtures: RunningFixture[] = [];
-let gateways: Gateway[] = [];
-let children: ChildFixture[] = [];
-let dirs: string[] = [];
-
-afterEach(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fixtures.map((f) => f.close()));
-  await Promise.all(children.map((c) => c.kill()));
-  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
-  fixtures = [];
-  gateways = [];
-  children = [];
-  dirs = [];
-});
+const defer = deferAfterEach();
 
 async function serve(script: ScriptSpec): Promise<RunningFixture> {
   const f = await startInterceptorServer(script);
-  fixtures.push(f);
+  defer(() => f.close());
   return f;
 }
 
 async function start(ic: Record<string, unknown>) {
   const logs = captureLogs();
   const gw = await createGateway(configFor([{ name: 'ext', ...ic }]), { logger: logs.logger });
-  gateways.push(gw);
+  defer(() => gw.close());
   return { gw, logs };
 }
 
@@ -127,11 +113,11 @@ describe('circuit breaker (real gRPC)', () => {
 
   it('opens when an interceptor process dies and closes again once it is back', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gw-breaker-'));
-    dirs.push(dir);
+    defer(() => rm(dir, { recursive: true, force: true }));
     const sock = join(dir, 'ext.sock');
     const script: ScriptSpec = { manifest: MANIFEST, rules: [{ result: { annotations: { pid: 'child' } } }] };
     const first = await spawnFixture(script, { unixPath: sock });
-    children.push(first);
+    defer(() => first.kill());
     const { gw } = await start({
       grpc_endpoint: first.endpoint,
       failure_policy: 'fail_open',
@@ -149,7 +135,7 @@ describe('circuit breaker (real gRPC)', () => {
     expect((await call(gw)).evaluations[0]?.layer).toBe('breaker');
     await rm(sock, { force: true });
     const second = await spawnFixture(script, { unixPath: sock });
-    children.push(second);
+    defer(() => second.kill());
     // Probes pass once the breaker half-opens and the channel has reconnected.
     await vi.waitFor(
       async () => {

@@ -1,9 +1,9 @@
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ChildFixture, spawnFixture } from './__fixtures__/child.js';
-import { captureLogs, configFor } from './__fixtures__/harness.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { spawnFixture } from './__fixtures__/child.js';
+import { captureLogs, configFor, deferAfterEach } from './__fixtures__/harness.js';
 import { type RunningFixture, startInterceptorServer } from './__fixtures__/interceptor-server.js';
 import { GatewayStartupError } from './errors.js';
 import { createGateway } from './gateway.js';
@@ -15,23 +15,17 @@ const MANIFEST = {
 };
 
 let dir: string;
-let fixtures: RunningFixture[] = [];
-let children: ChildFixture[] = [];
+const defer = deferAfterEach();
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gw-sock-'));
-});
-afterEach(async () => {
-  await Promise.all(fixtures.map((f) => f.close()));
-  await Promise.all(children.map((c) => c.kill()));
-  fixtures = [];
-  children = [];
-  await rm(dir, { recursive: true, force: true });
+  const made = dir;
+  defer(() => rm(made, { recursive: true, force: true }));
 });
 
 async function socketAt(path: string): Promise<RunningFixture> {
   const f = await startInterceptorServer({ manifest: MANIFEST }, { unixPath: path });
-  fixtures.push(f);
+  defer(() => f.close());
   return f;
 }
 
@@ -61,7 +55,7 @@ describe('unix socket trust checks', () => {
       { manifest: MANIFEST, rules: [{ result: { allowed: false, reason: 'from child' } }] },
       { unixPath: path },
     );
-    children.push(child);
+    defer(() => child.kill());
     const gw = await createGateway(configFor([{ name: 'ext', grpc_endpoint: child.endpoint }]), {
       logger: captureLogs().logger,
     });

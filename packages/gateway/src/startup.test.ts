@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { captureLogs, configFor } from './__fixtures__/harness.js';
+import { describe, expect, it } from 'vitest';
+import { captureLogs, configFor, deferAfterEach } from './__fixtures__/harness.js';
 import {
   type ManifestSpec,
   type RunningFixture,
@@ -12,26 +12,18 @@ import { createGateway, type Gateway } from './gateway.js';
 const CS = 'openshell.v1.OpenShell/CreateSandbox';
 const DS = 'openshell.v1.OpenShell/DeleteSandbox';
 
-let fixtures: RunningFixture[] = [];
-let gateways: Gateway[] = [];
-
-afterEach(async () => {
-  await Promise.all(gateways.map((g) => g.close()));
-  await Promise.all(fixtures.map((f) => f.close()));
-  fixtures = [];
-  gateways = [];
-});
+const defer = deferAfterEach();
 
 async function serve(script: ScriptSpec | ManifestSpec): Promise<RunningFixture> {
   const f = await startInterceptorServer('manifest' in script ? script : { manifest: script });
-  fixtures.push(f);
+  defer(() => f.close());
   return f;
 }
 
 async function start(interceptors: Record<string, unknown>[], gateway: Record<string, unknown> = {}) {
   const logs = captureLogs();
   const gw = await createGateway(configFor(interceptors, gateway), { logger: logs.logger });
-  gateways.push(gw);
+  defer(() => gw.close());
   return { gw, logs };
 }
 

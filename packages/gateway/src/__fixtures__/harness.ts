@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { exportJWK, type JWK } from 'jose';
 import pino from 'pino';
+import { afterEach } from 'vitest';
 import { type GatewayConfig, parseGatewayConfig } from '../config.js';
 
 export interface KeyFiles {
@@ -90,5 +91,20 @@ export function captureLogs(): LogCapture {
       lines
         .filter((l) => level === undefined || l.level === (level === 'warn' ? 40 : 30))
         .map((l) => String(l.msg)),
+  };
+}
+
+/**
+ * Register, at module level, one `afterEach` that undoes what each test started: `defer(fn)`
+ * adds an undo step; after the test they run last-added first (gateways before the
+ * interceptors they call, everything before the directory it lives in).
+ */
+export function deferAfterEach(): (undo: () => unknown) => void {
+  const pending: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const undo of pending.splice(0).reverse()) await undo();
+  });
+  return (undo) => {
+    pending.push(undo);
   };
 }
