@@ -1,14 +1,22 @@
 // Comparison 4: how the cost of an API call grows with the number of interceptors and with
 // the size of the operation (fitted slope, growth exponent), and memory over many calls.
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import type { Gateway } from '@openshell-interceptors/gateway';
-import type { JsonObject } from '@openshell-interceptors/protocol';
+import {
+  canonicalize,
+  InterceptorEvaluation,
+  InterceptorResult,
+  type JsonObject,
+  operationView,
+  route,
+} from '@openshell-interceptors/protocol';
 import { type Host, startHost } from '../child.js';
 import type { BenchContext } from '../context.js';
 import { interceptorEntry, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
-import { closedLoop, type LoadResult } from '../load.js';
-import { jsonBytes, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
+import { closedLoop, connect, EVALUATE_PATH, type LoadResult, rawClient } from '../load.js';
+import { evaluation, jsonBytes, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
 import { growthExponent, linearFit, median } from '../stats.js';
 
 /** A growth exponent above this is worse than linear (the fit's noise allowance). */
@@ -38,6 +46,15 @@ export interface ScaleSeries {
   readonly exponent: number;
   readonly cpuExponent: number;
   readonly pass: boolean;
+  /**
+   * The same API calls as three raw grpc-js calls with the generated codec (size series
+   * only): how the transport alone grows over the same points, for reference.
+   */
+  readonly raw?: {
+    readonly points: readonly ScalePoint[];
+    readonly exponent: number;
+    readonly cpuExponent: number;
+  };
 }
 
 export interface MemoryFigures {
@@ -152,32 +169,82 @@ async function byInterceptors(ctx: BenchContext, host: Host): Promise<ScaleSerie
   }
 }
 
+const CS = route('CreateSandbox');
+
+/** Three raw grpc-js calls sending what the gateway sends for one API call, built once. */
+async function rawThree(
+  gw: Gateway,
+  clients: readonly grpc.Client[],
+  request: JsonObject,
+  commit: (r: JsonObject) => Promise<JsonObject>,
+): Promise<() => Promise<void>> {
+  const out = await gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
+  const view = operationView(CS.requestType, canonicalize(CS.requestType, request).message);
+  const committed = operationView(
+    CS.responseType,
+    canonicalize(CS.responseType, out.response as JsonObject).message,
+  );
+  const evs = [
+    evaluation('modify_operation', view, 'modifier', 'cs-modifier'),
+    evaluation('validate', out.operation, 'validator', 'cs-validator'),
+    evaluation('post_commit', committed, 'observer', 'cs-observer'),
+  ];
+  const one = (c: grpc.Client, ev: InterceptorEvaluation) =>
+    new Promise<InterceptorResult>((resolve, reject) => {
+      c.makeUnaryRequest<InterceptorEvaluation, InterceptorResult>(
+        EVALUATE_PATH,
+        (m) => Buffer.from(InterceptorEvaluation.encode(m).finish()),
+        (b) => InterceptorResult.decode(b),
+        ev,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 5_000 },
+        (err, res) => (err || !res ? reject(err ?? new Error('empty')) : resolve(res)),
+      );
+    });
+  return async () => {
+    await one(clients[0] as grpc.Client, evs[0] as InterceptorEvaluation);
+    await one(clients[1] as grpc.Client, evs[1] as InterceptorEvaluation);
+    await commit(request);
+    await one(clients[2] as grpc.Client, evs[2] as InterceptorEvaluation);
+  };
+}
+
 async function bySize(ctx: BenchContext, host: Host): Promise<ScaleSeries> {
   const labels = (
     ctx.quick ? ['1KB', '16KB', '256KB', '1MB'] : ['1KB', '4KB', '16KB', '64KB', '256KB', '1MB']
   ) as (keyof typeof SIZES)[];
   const requests = labels.map((l) => sandboxRequest(SIZES[l]));
   const base = 16; // modifier, validator, observer are servers 16..18
+  const addresses = [0, 1, 2].map((i) => host.addresses[base + i] as string);
   const gw = await startGateway(
     ['modifier', 'validator', 'observer'].map((n, i) =>
-      interceptorEntry(n, host.addresses[base + i] as string, {
+      interceptorEntry(n, addresses[i] as string, {
         timeout: '5s',
         max_response_bytes: 4_194_304,
       }),
     ),
   );
+  const clients = addresses.map((a) => rawClient(a));
   try {
+    await Promise.all(clients.map((c) => connect(c)));
     const commit = async (req: JsonObject) => sandboxResponse(req);
+    const raws = await Promise.all(requests.map((r) => rawThree(gw, clients, r, commit)));
     const runs = await interleave(
-      requests.map((request, i) => ({
-        name: labels[i] as string,
-        run: () =>
-          measure(
-            () => gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit }),
-            ctx.budget.windowMs,
-            3,
-          ),
-      })),
+      [
+        ...requests.map((request, i) => ({
+          name: labels[i] as string,
+          run: () =>
+            measure(
+              () => gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit }),
+              ctx.budget.windowMs,
+              3,
+            ),
+        })),
+        ...raws.map((raw, i) => ({
+          name: `raw ${labels[i]}`,
+          run: () => measure(raw, ctx.budget.windowMs, 3),
+        })),
+      ],
       { rounds: ctx.budget.rounds, warmup: 1, label: 'scale size', progress: ctx.progress },
     );
     const out = await gw.intercept({
@@ -190,14 +257,15 @@ async function bySize(ctx: BenchContext, host: Host): Promise<ScaleSeries> {
       throw new Error(
         `scale: the largest operation was not evaluated: ${JSON.stringify(out.evaluations.map((e) => e.error))}`,
       );
-    return series(
-      'operation size (modify + validate + post_commit)',
-      'KB',
-      requests.map((r) => jsonBytes(r) / 1024),
-      labels,
-      runs,
-    );
+    const kb = requests.map((r) => jsonBytes(r) / 1024);
+    const ours = series('operation size (modify + validate + post_commit)', 'KB', kb, labels, runs);
+    const raw = series('raw', 'KB', kb, labels, runs.slice(requests.length));
+    return {
+      ...ours,
+      raw: { points: raw.points, exponent: raw.exponent, cpuExponent: raw.cpuExponent },
+    };
   } finally {
+    for (const c of clients) c.close();
     await gw.close();
   }
 }
