@@ -71,6 +71,9 @@ export const ALLOW: InterceptorResult = {
   logAnnotations: {},
 };
 
+/** The caller of every benchmark API call. */
+export const PRINCIPAL = { kind: 'user', subject: 'alice', provider: 'oidc' };
+
 /** An InterceptorEvaluation as the gateway sends it for CreateSandbox. */
 export function evaluation(
   phase: Phase,
@@ -83,7 +86,7 @@ export function evaluation(
     bindingId,
     service: OPENSHELL_SERVICE,
     method: 'CreateSandbox',
-    principal: { kind: 'user', subject: 'alice', provider: 'oidc' },
+    principal: { ...PRINCIPAL },
     ...evaluationPhaseFields(phase, operation),
   };
 }

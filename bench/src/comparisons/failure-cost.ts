@@ -11,7 +11,7 @@ import type { BenchContext } from '../context.js';
 import { interceptorEntry, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
 import { closedLoop, type LoadResult } from '../load.js';
-import { SIZES, sandboxRequest } from '../payload.js';
+import { PRINCIPAL, SIZES, sandboxRequest } from '../payload.js';
 import { median, percentile, ratio } from '../stats.js';
 
 export const BREAKER_P99_TARGET_MS = 1;
@@ -53,8 +53,6 @@ export interface ShedFigures {
   readonly target: boolean;
   readonly pass: boolean;
 }
-
-const PRINCIPAL = { kind: 'user', subject: 'alice', provider: 'oidc' };
 
 function interceptOnce(gw: Gateway, request: JsonObject): Promise<InterceptOutcome> {
   return gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request });

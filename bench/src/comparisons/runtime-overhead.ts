@@ -3,7 +3,7 @@
 // "operation view + patch + re-validation" step vs raw fast-json-patch + one protobuf round trip.
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import {
   createGateway,
   createGrpcTransport,
@@ -16,7 +16,6 @@ import {
   decodeEvaluation,
   encodeEvaluation,
   InterceptorEvaluation,
-  InterceptorResult,
   type JsonObject,
   openshellV1,
   operationView,
@@ -27,15 +26,23 @@ import { type Host, startHost } from '../child.js';
 import type { BenchContext } from '../context.js';
 import { interceptorEntry, nullLogger, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
-import { closedLoop, connect, EVALUATE_PATH, type LoadResult, rawClient } from '../load.js';
-import { BENCH_PATCH, evaluation, jsonBytes, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
+import { closedLoop, connect, type LoadResult, rawClient } from '../load.js';
+import {
+  BENCH_PATCH,
+  evaluation,
+  jsonBytes,
+  PRINCIPAL,
+  SIZES,
+  sandboxRequest,
+  sandboxResponse,
+} from '../payload.js';
+import { rawApiCall } from '../raw-gateway.js';
 import { median, pairedRatio } from '../stats.js';
 
 export const RUNTIME_P50_TARGET = 1.05;
 export const STEP_TARGET = 1.2;
 
 const CS = route('CreateSandbox');
-const PRINCIPAL = { kind: 'user', subject: 'alice', provider: 'oidc' };
 
 export interface RuntimeOverhead {
   readonly target: string;
@@ -322,43 +329,14 @@ export async function runtimeOverhead(ctx: BenchContext): Promise<RuntimeOverhea
     const gateway = gw;
     const commit = async (req: JsonObject) => sandboxResponse(req);
 
-    // The raw side sends what the gateway sends: the same three evaluations, built once.
-    const first = await gateway.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
-    if (first.outcome !== 'allowed' || first.evaluations.length !== 3 || !first.evaluations[0]?.applied)
-      throw new Error(`runtime overhead: unexpected outcome ${JSON.stringify(first.evaluations)}`);
-    const view = operationView(CS.requestType, canonicalize(CS.requestType, request).message);
-    const patched = first.operation;
-    const response = first.response as JsonObject;
-    const committed = operationView(CS.responseType, canonicalize(CS.responseType, response).message);
-    const evs = [
-      evaluation('modify_operation', view, 'modifier', 'cs-modifier'),
-      evaluation('validate', patched, 'validator', 'cs-validator'),
-      evaluation('post_commit', committed, 'observer', 'cs-observer'),
-    ];
     const raws = host.addresses.map((a) => {
       const c = rawClient(a);
       clients.push(c);
       return c;
     });
     await Promise.all(raws.map((c) => connect(c)));
-    const rawCall = (c: grpc.Client, ev: InterceptorEvaluation) =>
-      new Promise<InterceptorResult>((resolve, reject) => {
-        c.makeUnaryRequest<InterceptorEvaluation, InterceptorResult>(
-          EVALUATE_PATH,
-          (m) => Buffer.from(InterceptorEvaluation.encode(m).finish()),
-          (b) => InterceptorResult.decode(b),
-          ev,
-          new grpc.Metadata(),
-          { deadline: Date.now() + 500 },
-          (err, res) => (err || !res ? reject(err ?? new Error('empty')) : resolve(res)),
-        );
-      });
-    const rawThree = async () => {
-      await rawCall(raws[0] as grpc.Client, evs[0] as InterceptorEvaluation);
-      await rawCall(raws[1] as grpc.Client, evs[1] as InterceptorEvaluation);
-      await commit(request);
-      await rawCall(raws[2] as grpc.Client, evs[2] as InterceptorEvaluation);
-    };
+    // The raw side sends what the gateway sends: the same three evaluations, built once.
+    const rawThree = await rawApiCall(gateway, raws, request, commit, 500);
     const viaGateway = async () => {
       const out = await gateway.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
       if (out.outcome !== 'allowed') throw new Error(`denied: ${out.status?.message}`);

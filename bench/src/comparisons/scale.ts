@@ -1,29 +1,20 @@
 // Comparison 4: how the cost of an API call grows with the number of interceptors and with
 // the size of the operation (fitted slope, growth exponent), and memory over many calls.
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import type { Gateway } from '@openshell-interceptors/gateway';
-import {
-  canonicalize,
-  InterceptorEvaluation,
-  InterceptorResult,
-  type JsonObject,
-  operationView,
-  route,
-} from '@openshell-interceptors/protocol';
+import type { JsonObject } from '@openshell-interceptors/protocol';
 import { type Host, startHost } from '../child.js';
 import type { BenchContext } from '../context.js';
 import { interceptorEntry, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
-import { closedLoop, connect, EVALUATE_PATH, type LoadResult, rawClient } from '../load.js';
-import { evaluation, jsonBytes, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
+import { closedLoop, connect, type LoadResult, rawClient } from '../load.js';
+import { jsonBytes, PRINCIPAL, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
+import { rawApiCall } from '../raw-gateway.js';
 import { growthExponent, linearFit, median } from '../stats.js';
 
 /** A growth exponent above this is worse than linear (the fit's noise allowance). */
 export const LINEAR_EXPONENT_LIMIT = 1.15;
 export const MEMORY_GROWTH_LIMIT = 0.1;
-
-const PRINCIPAL = { kind: 'user', subject: 'alice', provider: 'oidc' };
 
 export interface ScalePoint {
   readonly x: number;
@@ -169,46 +160,6 @@ async function byInterceptors(ctx: BenchContext, host: Host): Promise<ScaleSerie
   }
 }
 
-const CS = route('CreateSandbox');
-
-/** Three raw grpc-js calls sending what the gateway sends for one API call, built once. */
-async function rawThree(
-  gw: Gateway,
-  clients: readonly grpc.Client[],
-  request: JsonObject,
-  commit: (r: JsonObject) => Promise<JsonObject>,
-): Promise<() => Promise<void>> {
-  const out = await gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
-  const view = operationView(CS.requestType, canonicalize(CS.requestType, request).message);
-  const committed = operationView(
-    CS.responseType,
-    canonicalize(CS.responseType, out.response as JsonObject).message,
-  );
-  const evs = [
-    evaluation('modify_operation', view, 'modifier', 'cs-modifier'),
-    evaluation('validate', out.operation, 'validator', 'cs-validator'),
-    evaluation('post_commit', committed, 'observer', 'cs-observer'),
-  ];
-  const one = (c: grpc.Client, ev: InterceptorEvaluation) =>
-    new Promise<InterceptorResult>((resolve, reject) => {
-      c.makeUnaryRequest<InterceptorEvaluation, InterceptorResult>(
-        EVALUATE_PATH,
-        (m) => Buffer.from(InterceptorEvaluation.encode(m).finish()),
-        (b) => InterceptorResult.decode(b),
-        ev,
-        new grpc.Metadata(),
-        { deadline: Date.now() + 5_000 },
-        (err, res) => (err || !res ? reject(err ?? new Error('empty')) : resolve(res)),
-      );
-    });
-  return async () => {
-    await one(clients[0] as grpc.Client, evs[0] as InterceptorEvaluation);
-    await one(clients[1] as grpc.Client, evs[1] as InterceptorEvaluation);
-    await commit(request);
-    await one(clients[2] as grpc.Client, evs[2] as InterceptorEvaluation);
-  };
-}
-
 async function bySize(ctx: BenchContext, host: Host): Promise<ScaleSeries> {
   const labels = (
     ctx.quick ? ['1KB', '16KB', '256KB', '1MB'] : ['1KB', '4KB', '16KB', '64KB', '256KB', '1MB']
@@ -228,7 +179,7 @@ async function bySize(ctx: BenchContext, host: Host): Promise<ScaleSeries> {
   try {
     await Promise.all(clients.map((c) => connect(c)));
     const commit = async (req: JsonObject) => sandboxResponse(req);
-    const raws = await Promise.all(requests.map((r) => rawThree(gw, clients, r, commit)));
+    const raws = await Promise.all(requests.map((r) => rawApiCall(gw, clients, r, commit, 5_000)));
     const runs = await interleave(
       [
         ...requests.map((request, i) => ({
