@@ -318,6 +318,10 @@ describe('policy serve over TLS', () => {
     return { certFile, keyFile, cert: await readFile(certFile), key: await readFile(keyFile) };
   }
 
+  /** `policy serve` for `driver`, without authentication, on an ephemeral port, plus `flags`. */
+  const serveWith = (driver: string, ...flags: string[]) =>
+    cli('serve', '--driver', driver, '--listen', '127.0.0.1:0', '--insecure', ...flags);
+
   function call<T>(fn: (cb: (err: grpc.ServiceError | null, r: T) => void) => void): Promise<T> {
     return new Promise((resolve, reject) => fn((err, r) => (err ? reject(err) : resolve(r))));
   }
@@ -327,43 +331,17 @@ describe('policy serve over TLS', () => {
     [['--tls-client-ca', 'ca.pem'], /--tls-client-ca needs --tls-cert and --tls-key/],
     [['--driver-tls-key', 'k.pem'], /--driver-tls-cert and --driver-tls-key go together/],
   ])('refuses %j (exit 2)', async (flags, message) => {
-    const r = await cli(
-      'serve',
-      '--driver',
-      'https://localhost:1',
-      '--listen',
-      '127.0.0.1:0',
-      '--insecure',
-      ...flags,
-    );
+    const r = await serveWith('https://localhost:1', ...flags);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
   });
 
   it('names an unreadable TLS file, and driver TLS flags on a driver that is not https://', async () => {
-    const missing = await cli(
-      'serve',
-      '--driver',
-      'https://localhost:1',
-      '--listen',
-      '127.0.0.1:0',
-      '--insecure',
-      '--driver-tls-ca',
-      'nope.pem',
-    );
+    const missing = await serveWith('https://localhost:1', '--driver-tls-ca', 'nope.pem');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('--driver-tls-ca nope.pem: ENOENT');
     await writeFile(join(dir, 'ca.pem'), 'not used');
-    const unix = await cli(
-      'serve',
-      '--driver',
-      'unix:///tmp/d.sock',
-      '--listen',
-      '127.0.0.1:0',
-      '--insecure',
-      '--driver-tls-ca',
-      'ca.pem',
-    );
+    const unix = await serveWith('unix:///tmp/d.sock', '--driver-tls-ca', 'ca.pem');
     expect(unix.code).toBe(2);
     expect(unix.stderr).toContain('https://');
   });
