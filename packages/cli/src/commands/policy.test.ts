@@ -23,6 +23,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { CliProcess } from '../__fixtures__/cli-process.js';
+import { unary } from '../__fixtures__/unary.js';
 import { runCli } from '../test-util.js';
 
 const POLICY = {
@@ -322,10 +323,6 @@ describe('policy serve over TLS', () => {
   const serveWith = (driver: string, ...flags: string[]) =>
     cli('serve', '--driver', driver, '--listen', '127.0.0.1:0', '--insecure', ...flags);
 
-  function call<T>(fn: (cb: (err: grpc.ServiceError | null, r: T) => void) => void): Promise<T> {
-    return new Promise((resolve, reject) => fn((err, r) => (err ? reject(err) : resolve(r))));
-  }
-
   it.each([
     [['--tls-cert', 'c.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-client-ca', 'ca.pem'], /--tls-client-ca needs --tls-cert and --tls-key/],
@@ -359,9 +356,9 @@ describe('policy serve over TLS', () => {
     const address = await p.listening();
     const c = new GatewayInterceptorClient(address, grpc.credentials.createSsl(tls.cert));
     clients.push(c);
-    const manifest = await call<InterceptorManifest>((cb) => c.describe({}, cb));
+    const manifest = await unary<InterceptorManifest>((cb) => c.describe({}, cb));
     // A projection from the driver, fetched over TLS, is stamped on the new sandbox.
-    const r = await call<InterceptorResult>((cb) =>
+    const r = await unary<InterceptorResult>((cb) =>
       c.evaluate(
         {
           interceptorName: manifest.name,
@@ -379,7 +376,7 @@ describe('policy serve over TLS', () => {
     // A plaintext client gets nowhere.
     const plain = new GatewayInterceptorClient(address, grpc.credentials.createInsecure());
     clients.push(plain);
-    const refused = await call<InterceptorManifest>((cb) =>
+    const refused = await unary<InterceptorManifest>((cb) =>
       plain.describe({}, new grpc.Metadata(), { deadline: Date.now() + 2000 }, cb),
     ).catch((e: grpc.ServiceError) => e);
     expect(refused).toBeInstanceOf(Error);

@@ -12,6 +12,7 @@ import {
 } from '@openshell-interceptors/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CliProcess, ROOT } from '../__fixtures__/cli-process.js';
+import { unary } from '../__fixtures__/unary.js';
 import { runCli } from '../test-util.js';
 
 describe('serve: usage and startup errors (exit 2)', () => {
@@ -116,10 +117,6 @@ describe('serve as a real process', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function call<T>(fn: (cb: (err: grpc.ServiceError | null, r: T) => void) => void): Promise<T> {
-    return new Promise((resolve, reject) => fn((err, r) => (err ? reject(err) : resolve(r))));
-  }
-
   it('serves examples/naming, answers the gateway calls, and exits 0 on SIGTERM', async () => {
     const p = new CliProcess(['serve', 'examples/naming', '--listen', '127.0.0.1:0', '--insecure']);
     procs.push(p);
@@ -129,9 +126,9 @@ describe('serve as a real process', () => {
     expect(p.stderr).toContain('authentication is disabled (insecure)');
     const c = new GatewayInterceptorClient(address, grpc.credentials.createInsecure());
     clients.push(c);
-    const m = await call<InterceptorManifest>((cb) => c.describe({}, cb));
+    const m = await unary<InterceptorManifest>((cb) => c.describe({}, cb));
     expect(m.name).toBe('naming');
-    const r = await call<InterceptorResult>((cb) =>
+    const r = await unary<InterceptorResult>((cb) =>
       c.evaluate(
         {
           interceptorName: 'naming',
@@ -160,7 +157,7 @@ describe('serve as a real process', () => {
     const address = await p.listening();
     const c = new GatewayInterceptorClient(address, grpc.credentials.createInsecure());
     clients.push(c);
-    const refused = await call<InterceptorManifest>((cb) => c.describe({}, cb)).catch(
+    const refused = await unary<InterceptorManifest>((cb) => c.describe({}, cb)).catch(
       (e: grpc.ServiceError) => e,
     );
     expect((refused as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
@@ -169,7 +166,7 @@ describe('serve as a real process', () => {
       'authorization',
       `Bearer ${gatewayToken(privateKey, 'urn:openshell:extension:interceptor:naming')}`,
     );
-    const m = await call<InterceptorManifest>((cb) => c.describe({}, md, cb));
+    const m = await unary<InterceptorManifest>((cb) => c.describe({}, md, cb));
     expect(m.expectedAudience).toBe('urn:openshell:extension:interceptor:naming');
     p.child.kill('SIGTERM');
     expect(await p.exited).toBe(0);
