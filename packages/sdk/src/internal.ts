@@ -41,3 +41,78 @@ export interface InternalInterceptor extends Interceptor {
 export function hasInternalEvaluate(i: Interceptor): i is InternalInterceptor {
   return typeof (i as Partial<InternalInterceptor>)[kEvaluate] === 'function';
 }
+
+/**
+ * A call's cancellation as a transport hands it to the SDK (SDK-internal). A signal is an
+ * EventTarget, and making one plus a listener on it costs more per call than the rest of
+ * the bookkeeping; most handlers never read theirs. So the AbortController is made on the
+ * first read of `signal`, and the SDK's own scope subscribes with a plain callback.
+ */
+export class Cancellation {
+  #aborted = false;
+  #reason: unknown;
+  #controller: AbortController | undefined;
+  #listeners: ((reason: unknown) => void)[] | undefined;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  /** An AbortSignal for code outside the SDK: born aborted when the call already was. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const l of listeners) l(reason);
+  }
+
+  /** Call `listener` once on abort (not when already aborted: check `aborted` first); returns the unsubscribe. */
+  onAbort(listener: (reason: unknown) => void): () => void {
+    this.#listeners ??= [];
+    this.#listeners.push(listener);
+    return () => {
+      const i = this.#listeners?.indexOf(listener) ?? -1;
+      if (i >= 0) this.#listeners?.splice(i, 1);
+    };
+  }
+}
+
+/** The context a transport passes, carrying its Cancellation beside the (lazy) signal. */
+export const kCancellation: unique symbol = Symbol('openshell-interceptors.sdk.cancellation');
+
+export interface TransportContext extends EvaluateContext {
+  readonly [kCancellation]?: Cancellation;
+}
+
+/** An EvaluateContext whose `signal` is made only if something reads it. */
+export function transportContext(cancellation: Cancellation, deadline: number | undefined): TransportContext {
+  return deadline === undefined
+    ? {
+        get signal(): AbortSignal {
+          return cancellation.signal;
+        },
+        [kCancellation]: cancellation,
+      }
+    : {
+        get signal(): AbortSignal {
+          return cancellation.signal;
+        },
+        deadline,
+        [kCancellation]: cancellation,
+      };
+}

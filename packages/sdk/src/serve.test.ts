@@ -119,6 +119,33 @@ describe('serve over loopback gRPC', () => {
     expect(aborted).toBe('TimeoutError');
   });
 
+  it("aborts the handler's signal when the client cancels the call", async () => {
+    let started: () => void = () => {};
+    const running = new Promise<void>((r) => {
+      started = r;
+    });
+    const reason = new Promise<string>((resolve) => {
+      const i = interceptor('cancellable', { logger: silent }).validate(
+        'CreateSandbox',
+        ({ signal }) =>
+          new Promise<undefined>(() => {
+            signal.addEventListener('abort', () => resolve((signal.reason as Error).name));
+            started();
+          }),
+      );
+      void start(i).then((s) => {
+        const call = client(s.address).raw.evaluate(
+          evaluation('CreateSandbox', 'validate', {}),
+          new grpc.Metadata(),
+          { deadline: Date.now() + 30_000 },
+          () => {},
+        );
+        void running.then(() => call.cancel());
+      });
+    });
+    expect(await reason).toBe('AbortError');
+  });
+
   it('refuses requests over the configured receive size', async () => {
     const s = await start(undefined, { maxReceiveBytes: 1024 });
     const c = client(s.address);

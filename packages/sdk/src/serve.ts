@@ -19,6 +19,7 @@ import { INVALID_RESULT_MESSAGE } from './contract.js';
 import { ContractViolationError, EvaluateError } from './errors.js';
 import { HealthService, HealthState, ServingStatus } from './health.js';
 import { EvaluationMetrics, instrumentedOutcome } from './instrument.js';
+import { Cancellation, transportContext } from './internal.js';
 import { formatTcpAddress, parseListenAddress, prepareSocketPath, removeSocket } from './listen.js';
 import { defaultLogger } from './log.js';
 import type { EvaluateContext, Interceptor } from './types.js';
@@ -166,7 +167,7 @@ export async function serve(interceptor: Interceptor, options: ServeOptions): Pr
     return verifier ? { ...m, expectedAudience: verifier.audience } : m;
   };
 
-  const inflight = new Set<AbortController>();
+  const inflight = new Set<Cancellation>();
   const authenticate = async (call: grpc.ServerUnaryCall<unknown, unknown>): Promise<void> => {
     if (!verifier) return;
     const values = call.metadata.get('authorization');
@@ -190,15 +191,13 @@ export async function serve(interceptor: Interceptor, options: ServeOptions): Pr
     work: (req: Req, ctx: EvaluateContext) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      const ac = new AbortController();
-      inflight.add(ac);
-      const onCancel = () => ac.abort(new DOMException('the call was cancelled', 'AbortError'));
+      const cancellation = new Cancellation();
+      inflight.add(cancellation);
+      const onCancel = () => cancellation.abort(new DOMException('the call was cancelled', 'AbortError'));
       call.once('cancelled', onCancel);
-      const deadline = deadlineOf(call as grpc.ServerUnaryCall<unknown, unknown>);
-      const ctx: EvaluateContext =
-        deadline !== undefined ? { signal: ac.signal, deadline } : { signal: ac.signal };
+      const ctx = transportContext(cancellation, deadlineOf(call as grpc.ServerUnaryCall<unknown, unknown>));
       const done = () => {
-        inflight.delete(ac);
+        inflight.delete(cancellation);
         call.removeListener('cancelled', onCancel);
       };
       // Without a verifier the work starts at once: no extra promise hop per call.
@@ -319,7 +318,7 @@ export async function serve(interceptor: Interceptor, options: ServeOptions): Pr
           if (finished) return;
           if (inflight.size > 0)
             logger.warn({ inflight: inflight.size }, 'grace period over: cancelling in-flight calls');
-          for (const ac of inflight) ac.abort(new DOMException('the server is shutting down', 'AbortError'));
+          for (const c of inflight) c.abort(new DOMException('the server is shutting down', 'AbortError'));
           server.forceShutdown();
           finish();
         };
