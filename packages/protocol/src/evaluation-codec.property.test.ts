@@ -4,8 +4,11 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { jsonValue, runs } from './__fixtures__/arbitrary.js';
-import { decodeEvaluation, encodeEvaluation } from './evaluation-codec.js';
-import { InterceptorEvaluation } from './gen/openshell/gateway_interceptor/v1/gateway_interceptor.js';
+import { decodeEvaluation, encodeEvaluation, encodeResult } from './evaluation-codec.js';
+import {
+  InterceptorEvaluation,
+  InterceptorResult,
+} from './gen/openshell/gateway_interceptor/v1/gateway_interceptor.js';
 
 /** Strings of any UTF-16, lone surrogates included. */
 const anyString = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 4 }));
@@ -49,6 +52,32 @@ const evaluation: fc.Arbitrary<InterceptorEvaluation> = fc
   })
   .map((ev) => ev as InterceptorEvaluation);
 
+/** Map keys as a handler may set them, "__proto__" as an own key included. */
+const annotations = fc
+  .array(fc.tuple(fc.oneof(anyString, fc.constantFrom('__proto__', '')), anyString), { maxLength: 3 })
+  .map((entries) => {
+    const o: Record<string, string> = {};
+    for (const [k, v] of entries)
+      Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+    return o;
+  });
+
+const result: fc.Arbitrary<InterceptorResult> = fc.record({
+  allowed: fc.boolean(),
+  reason: anyString,
+  statusCode: anyString,
+  patches: fc.array(
+    fc.record({
+      op: fc.oneof(fc.constantFrom('add', 'remove', 'replace', 'move', 'copy', 'test', ''), anyString),
+      path: anyString,
+      value: looseValue,
+      from: anyString,
+    }),
+    { maxLength: 4 },
+  ),
+  logAnnotations: annotations,
+});
+
 const generatedBytes = (ev: InterceptorEvaluation) => Buffer.from(InterceptorEvaluation.encode(ev).finish());
 
 /** The outcome of a decoder: its value, or the message of what it threw. */
@@ -82,6 +111,22 @@ describe('evaluation codec (property)', () => {
           return;
         }
         expect(encodeEvaluation(ev).equals(theirs)).toBe(true);
+      }),
+      { numRuns: runs(1000) },
+    );
+  });
+
+  it('encodes results exactly as the generated encoder does', () => {
+    fc.assert(
+      fc.property(result, (r) => {
+        let theirs: Buffer | Error;
+        try {
+          theirs = Buffer.from(InterceptorResult.encode(r).finish());
+        } catch (e) {
+          expect(() => encodeResult(r)).toThrow((e as Error).message);
+          return;
+        }
+        expect(encodeResult(r).equals(theirs)).toBe(true);
       }),
       { numRuns: runs(1000) },
     );

@@ -1,4 +1,4 @@
-// The Evaluate request on the wire, without the generated code's intermediate objects.
+// The Evaluate call on the wire, without the generated code's intermediate objects.
 //
 // ts-proto encodes a google.protobuf.Struct by wrapping every JSON value in a `Value`
 // object, every key in an entry object, and by forking a writer for every nested message;
@@ -6,12 +6,18 @@
 // evaluation is a whole request or response (kilobytes to megabytes of JSON), so the
 // gateway (encode) and the SDK (decode) use this codec instead. Its contract, held by
 // property tests over arbitrary JSON and arbitrary bytes:
-//   - `encodeEvaluation` writes exactly the bytes `InterceptorEvaluation.encode` writes;
+//   - `encodeEvaluation` writes exactly the bytes `InterceptorEvaluation.encode` writes, and
+//     `encodeResult` those of `InterceptorResult.encode` (the SDK's reply, whose patch values
+//     are `Value`s: the same writer, and one pooled buffer instead of two fresh ones);
 //   - `decodeEvaluation` returns a value equal to `InterceptorEvaluation.decode`'s, and throws
 //     where it throws (same reader, same rules for unknown fields, repeated fields, empty
 //     `Value`s and the recursion limit).
 import { BinaryReader } from '@bufbuild/protobuf/wire';
-import type { InterceptorEvaluation } from './gen/openshell/gateway_interceptor/v1/gateway_interceptor.js';
+import type {
+  InterceptorEvaluation,
+  InterceptorResult,
+  JsonPatch,
+} from './gen/openshell/gateway_interceptor/v1/gateway_interceptor.js';
 
 type JsonMap = { [key: string]: unknown };
 
@@ -114,6 +120,17 @@ class Measure {
     return s === '' ? 0 : 1 + this.str(s);
   }
 
+  /** A JsonPatch message (op 1, path 2, value 3, from 4). */
+  patch(p: JsonPatch): number {
+    const slot = this.open();
+    let n = this.field(p.op) + this.field(p.path);
+    if (p.value !== undefined) {
+      const value = this.open();
+      n += this.close(value, this.value(p.value));
+    }
+    return this.close(slot, n + this.field(p.from));
+  }
+
   /** A phase message: its Struct fields (numbers 1, 2) left out when undefined. */
   phase(structs: readonly (JsonMap | undefined)[]): number {
     const slot = this.open();
@@ -207,6 +224,17 @@ class Write {
     if (s !== '') this.str(tag, s);
   }
 
+  patch(tag: number, p: JsonPatch): void {
+    this.open(tag);
+    this.field(0x0a, p.op);
+    this.field(0x12, p.path);
+    if (p.value !== undefined) {
+      this.open(0x1a);
+      this.value(p.value);
+    }
+    this.field(0x22, p.from);
+  }
+
   phase(tag: number, structs: readonly (JsonMap | undefined)[]): void {
     this.open(tag);
     for (let i = 0; i < structs.length; i++) {
@@ -244,6 +272,29 @@ export function encodeEvaluation(ev: InterceptorEvaluation): Buffer {
   for (const [k, v] of principal) w.mapEntry(0x2a, k, v);
   for (const [tag, structs] of phases) w.phase(tag, structs);
   if (w.pos !== total) throw new Error(`evaluation encoder wrote ${w.pos} of ${total} bytes`);
+  return w.buf;
+}
+
+/** `InterceptorResult.encode(result).finish()`, byte for byte, in one buffer. */
+export function encodeResult(result: InterceptorResult): Buffer {
+  const m = new Measure();
+  let total = result.allowed !== false ? 2 : 0;
+  total += m.field(result.reason) + m.field(result.statusCode);
+  for (const p of result.patches) total += m.patch(p);
+  const annotations = Object.entries(result.logAnnotations);
+  for (const [k, v] of annotations) total += m.mapEntry(k, v);
+
+  // Small results come from Node's buffer pool: no allocation of their own.
+  const w = new Write(Buffer.allocUnsafe(total), m.sizes);
+  if (result.allowed !== false) {
+    w.buf[w.pos++] = 0x08;
+    w.buf[w.pos++] = result.allowed ? 1 : 0;
+  }
+  w.field(0x12, result.reason);
+  w.field(0x1a, result.statusCode);
+  for (const p of result.patches) w.patch(0x22, p);
+  for (const [k, v] of annotations) w.mapEntry(0x2a, k, v);
+  if (w.pos !== total) throw new Error(`result encoder wrote ${w.pos} of ${total} bytes`);
   return w.buf;
 }
 

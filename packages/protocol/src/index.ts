@@ -13,7 +13,7 @@ export {
   TOKEN_REUSE_FRACTION,
   TOKEN_TYPE,
 } from './auth.js';
-export { decodeEvaluation, encodeEvaluation } from './evaluation-codec.js';
+export { decodeEvaluation, encodeEvaluation, encodeResult } from './evaluation-codec.js';
 export { ListValue, Struct, Value } from './gen/google/protobuf/struct.js';
 // ProtoJSON shapes of every message (`XJson`, and `XView` without secrets).
 export * from './gen/json.js';

@@ -3,7 +3,8 @@ import {
   copyForPatchOperation,
   DEFAULT_DENIAL_CODE,
   type DenialCodeName,
-  InterceptorResult,
+  encodeResult,
+  type InterceptorResult,
   type JsonObject,
   JsonPointerError,
   normalizeStatusCode,
@@ -214,7 +215,7 @@ export function checkResult(
     patches: patches.map((p) => ({ op: p.op, path: p.path, value: p.value, from: p.from ?? '' })),
     logAnnotations: { ...outcome.annotations },
   };
-  const bytes = InterceptorResult.encode(result).finish();
+  const bytes = encodeResult(result);
   if (bytes.length > s.maxResultBytes)
     fail(
       'result-too-large',
