@@ -1,5 +1,5 @@
 import { EvaluateError } from './errors.js';
-import { kCancellation, type TransportContext } from './internal.js';
+import { type Cancellation, kCancellation, type TransportContext } from './internal.js';
 import type { EvaluateContext } from './types.js';
 
 /** How much of the remaining time a handler's signal keeps back, so its answer still arrives in time. */
@@ -86,92 +86,114 @@ export interface CallScope {
   dispose(): void;
 }
 
-export function callScope(ctx: EvaluateContext | undefined): CallScope {
-  const deadline = ctx?.deadline;
-  const hasDeadline = deadline !== undefined && Number.isFinite(deadline);
-  // The near-deadline point is fixed now, from the time left now; its timer is armed only
-  // when a handler reads the signal, the one thing it aborts.
-  const nearAt = hasDeadline ? deadline - margin(deadline - Date.now()) : Number.POSITIVE_INFINITY;
-  // A transport's cancellation is followed by callback: reading `ctx.signal` would make the
-  // AbortSignal this scope avoids making.
-  const cancellation = (ctx as TransportContext | undefined)?.[kCancellation];
-  const outer = cancellation ? undefined : ctx?.signal;
+const nearDeadline = () => new DOMException('the evaluation deadline is near', 'TimeoutError');
+
+/**
+ * A class, not an object literal with a `signal` getter: a literal's getter is a new closure
+ * per call, which gives every call's object a hidden class of its own (see handler-context.ts).
+ */
+class Scope implements CallScope {
+  readonly #deadline: number | undefined;
+  readonly #nearAt: number;
+  readonly #cancellation: Cancellation | undefined;
+  readonly #outer: AbortSignal | undefined;
   // The AbortController is made when a handler first reads the signal: most never do. Until
   // then an abort is only recorded, and the signal is born aborted with the same reason.
-  let budget: AbortController | undefined;
-  let aborted = false;
-  let abortReason: unknown;
-  const abort = (reason: unknown) => {
-    if (aborted) return;
-    aborted = true;
-    abortReason = reason;
-    budget?.abort(reason);
-  };
-  const nearDeadline = () => new DOMException('the evaluation deadline is near', 'TimeoutError');
-  let nearTimer: NodeJS.Timeout | undefined;
-  let due: DueAt | undefined;
-  let onCancel: (() => void) | undefined;
-  let unsubscribe: (() => void) | undefined;
-  const cancelled = (reason: unknown) => {
-    abort(reason);
-    onCancel?.();
-  };
-  if (cancellation) {
-    if (cancellation.aborted) abort(cancellation.reason);
-    else unsubscribe = cancellation.onAbort(cancelled);
-  } else if (outer) {
-    if (outer.aborted) abort(outer.reason);
-    else {
-      const onOuterAbort = () => cancelled(outer.reason);
-      outer.addEventListener('abort', onOuterAbort, { once: true });
-      unsubscribe = () => outer.removeEventListener('abort', onOuterAbort);
+  #budget: AbortController | undefined;
+  #aborted = false;
+  #abortReason: unknown;
+  #nearTimer: NodeJS.Timeout | undefined;
+  #due: DueAt | undefined;
+  #onCancel: (() => void) | undefined;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(ctx: EvaluateContext | undefined) {
+    const deadline = ctx?.deadline;
+    this.#deadline = deadline !== undefined && Number.isFinite(deadline) ? deadline : undefined;
+    // The near-deadline point is fixed now, from the time left now; its timer is armed only
+    // when a handler reads the signal, the one thing it aborts.
+    this.#nearAt =
+      this.#deadline === undefined
+        ? Number.POSITIVE_INFINITY
+        : this.#deadline - margin(this.#deadline - Date.now());
+    // A transport's cancellation is followed by callback: reading `ctx.signal` would make the
+    // AbortSignal this scope avoids making.
+    const cancellation = (ctx as TransportContext | undefined)?.[kCancellation];
+    this.#cancellation = cancellation;
+    const outer = cancellation ? undefined : ctx?.signal;
+    this.#outer = outer;
+    const cancelled = (reason: unknown) => {
+      this.#abort(reason);
+      this.#onCancel?.();
+    };
+    if (cancellation) {
+      if (cancellation.aborted) this.#abort(cancellation.reason);
+      else this.#unsubscribe = cancellation.onAbort(cancelled);
+    } else if (outer) {
+      if (outer.aborted) this.#abort(outer.reason);
+      else {
+        const onOuterAbort = () => cancelled(outer.reason);
+        outer.addEventListener('abort', onOuterAbort, { once: true });
+        this.#unsubscribe = () => outer.removeEventListener('abort', onOuterAbort);
+      }
     }
   }
-  const isCancelled = () => (cancellation ? cancellation.aborted : outer?.aborted === true);
-  return {
-    get signal(): AbortSignal {
-      if (!budget) {
-        budget = new AbortController();
-        if (aborted) budget.abort(abortReason);
-        else if (hasDeadline) {
-          const wait = nearAt - Date.now();
-          if (wait <= 0) abort(nearDeadline());
-          else nearTimer = setTimeout(() => abort(nearDeadline()), Math.min(wait, MAX_TIMER_MS));
-        }
+
+  #abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = reason;
+    this.#budget?.abort(reason);
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#budget) {
+      this.#budget = new AbortController();
+      if (this.#aborted) this.#budget.abort(this.#abortReason);
+      else if (this.#deadline !== undefined) {
+        const wait = this.#nearAt - Date.now();
+        if (wait <= 0) this.#abort(nearDeadline());
+        else this.#nearTimer = setTimeout(() => this.#abort(nearDeadline()), Math.min(wait, MAX_TIMER_MS));
       }
-      return budget.signal;
-    },
-    race<T>(work: () => Promise<T>): Promise<T> {
-      if (hasDeadline && deadline <= Date.now()) {
-        return Promise.reject(
-          new EvaluateError('DEADLINE_EXCEEDED', 'deadline passed before the evaluation began'),
-        );
+    }
+    return this.#budget.signal;
+  }
+
+  race<T>(work: () => Promise<T>): Promise<T> {
+    const deadline = this.#deadline;
+    if (deadline !== undefined && deadline <= Date.now()) {
+      return Promise.reject(
+        new EvaluateError('DEADLINE_EXCEEDED', 'deadline passed before the evaluation began'),
+      );
+    }
+    if (this.#cancellation ? this.#cancellation.aborted : this.#outer?.aborted === true)
+      return Promise.reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
+    return new Promise<T>((resolve, reject) => {
+      if (deadline !== undefined) {
+        this.#due = {
+          at: deadline,
+          fire: () => {
+            this.#due = undefined;
+            reject(new EvaluateError('DEADLINE_EXCEEDED', 'the handler did not finish before the deadline'));
+          },
+        };
+        deadlines.add(this.#due);
       }
-      if (isCancelled()) return Promise.reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
-      return new Promise<T>((resolve, reject) => {
-        if (hasDeadline) {
-          due = {
-            at: deadline,
-            fire: () => {
-              due = undefined;
-              reject(
-                new EvaluateError('DEADLINE_EXCEEDED', 'the handler did not finish before the deadline'),
-              );
-            },
-          };
-          deadlines.add(due);
-        }
-        if (cancellation || outer)
-          onCancel = () => reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
-        work().then(resolve, reject);
-      });
-    },
-    dispose() {
-      if (nearTimer !== undefined) clearTimeout(nearTimer);
-      if (due) deadlines.delete(due);
-      due = undefined;
-      onCancel = undefined;
-      unsubscribe?.();
-    },
-  };
+      if (this.#cancellation || this.#outer)
+        this.#onCancel = () => reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
+      work().then(resolve, reject);
+    });
+  }
+
+  dispose(): void {
+    if (this.#nearTimer !== undefined) clearTimeout(this.#nearTimer);
+    if (this.#due) deadlines.delete(this.#due);
+    this.#due = undefined;
+    this.#onCancel = undefined;
+    this.#unsubscribe?.();
+  }
+}
+
+export function callScope(ctx: EvaluateContext | undefined): CallScope {
+  return new Scope(ctx);
 }

@@ -31,6 +31,7 @@ import {
 } from './contract.js';
 import { callScope } from './deadline.js';
 import { ContractViolationError, EvaluateError } from './errors.js';
+import { handlerContext, madeDraft } from './handler-context.js';
 import { instrumentedEvaluate } from './instrument.js';
 import {
   type EvaluationInfo,
@@ -111,14 +112,6 @@ function checkName(name: unknown): string {
 function positiveInt(v: number | undefined, fallback: number, what: string): number {
   if (v === undefined) return fallback;
   if (!Number.isInteger(v) || v < 1) throw new TypeError(`${what} must be a positive integer, got ${v}`);
-  return v;
-}
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
   return v;
 }
 
@@ -369,47 +362,22 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
 
     const scope = callScope(ctx);
     const annotations: Record<string, string> = {};
-    // The frozen operation and the modify draft are copies of the view made on first use: a
-    // handler that reads neither costs nothing per byte of the operation.
-    let operation: JsonObject | undefined;
-    let draft: JsonObject | undefined;
-    const handlerCtx = {
-      interceptor: this.name,
-      service: r.service,
-      method: r.method,
-      rpc: r.rpc,
-      phase,
-      bindingId: b.id,
-      principal,
-      get signal() {
-        return scope.signal;
+    const handlerCtx = handlerContext(
+      {
+        interceptor: this.name,
+        service: r.service,
+        method: r.method,
+        rpc: r.rpc,
+        phase,
+        bindingId: b.id,
+        principal,
+        deadline: ctx?.deadline !== undefined && Number.isFinite(ctx.deadline) ? ctx.deadline : undefined,
       },
-      deadline: ctx?.deadline !== undefined && Number.isFinite(ctx.deadline) ? ctx.deadline : undefined,
-      annotate(key: string, value: string) {
-        annotations[String(key)] = String(value);
-      },
-      get operation() {
-        operation ??= deepFreeze(structuredClone(view));
-        return operation;
-      },
-      ...(phase === 'validate'
-        ? {
-            currentState:
-              payload.phase === 'validate' && payload.currentState
-                ? deepFreeze(payload.currentState)
-                : undefined,
-          }
-        : {}),
-    };
-    if (phase === 'modify_operation') {
-      Object.defineProperty(handlerCtx, 'draft', {
-        enumerable: true,
-        get() {
-          draft ??= structuredClone(view);
-          return draft;
-        },
-      });
-    }
+      scope,
+      view,
+      annotations,
+      payload.phase === 'validate' ? (payload.currentState as JsonObject | undefined) : undefined,
+    );
 
     let returned: unknown;
     try {
@@ -425,7 +393,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
       scope.dispose();
     }
 
-    const raw = this.#normalize(returned, view, draft, { bindingId: b.id, phase });
+    const raw = this.#normalize(returned, view, madeDraft(handlerCtx), { bindingId: b.id, phase });
     const allAnnotations = { ...annotations, ...raw.annotations };
     const checked = checkResult(
       { ...raw, annotations: allAnnotations },

@@ -99,20 +99,27 @@ export interface TransportContext extends EvaluateContext {
   readonly [kCancellation]?: Cancellation;
 }
 
+/**
+ * The context serve passes for a call: `signal` is a prototype getter (a literal's getter would
+ * give each call's context a hidden class of its own; see handler-context.ts). A spread copy
+ * keeps `deadline` and the cancellation, not `signal`.
+ */
+class CallContext implements TransportContext {
+  readonly [kCancellation]: Cancellation;
+  declare readonly deadline?: number;
+
+  constructor(cancellation: Cancellation, deadline: number | undefined) {
+    this[kCancellation] = cancellation;
+    if (deadline !== undefined) (this as { deadline?: number }).deadline = deadline;
+  }
+
+  /** Made on first read. */
+  get signal(): AbortSignal {
+    return this[kCancellation].signal;
+  }
+}
+
 /** An EvaluateContext whose `signal` is made only if something reads it. */
 export function transportContext(cancellation: Cancellation, deadline: number | undefined): TransportContext {
-  return deadline === undefined
-    ? {
-        get signal(): AbortSignal {
-          return cancellation.signal;
-        },
-        [kCancellation]: cancellation,
-      }
-    : {
-        get signal(): AbortSignal {
-          return cancellation.signal;
-        },
-        deadline,
-        [kCancellation]: cancellation,
-      };
+  return new CallContext(cancellation, deadline);
 }
