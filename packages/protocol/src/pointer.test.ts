@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   escapePointerToken,
@@ -20,6 +21,37 @@ describe('JSON Pointer syntax', () => {
     expect(() => parseJsonPointer('a/b')).toThrow(JsonPointerError);
     expect(() => parseJsonPointer('/a~2')).toThrow(/"~" at offset 2/);
     expect(() => parseJsonPointer('/a~')).toThrow(JsonPointerError);
+  });
+
+  it('parses any string as RFC 6901 says: the same tokens, or the same error', () => {
+    // The RFC's own recipe, written plainly: split, then ~1 → / and then ~0 → ~ per token.
+    const reference = (p: string): string[] => {
+      if (p === '') return [];
+      if (!p.startsWith('/')) throw new JsonPointerError(p, 'must be empty or start with "/"');
+      const bad = /~(?![01])/.exec(p);
+      if (bad) throw new JsonPointerError(p, `"~" at offset ${bad.index} must be followed by 0 or 1`);
+      return p
+        .slice(1)
+        .split('/')
+        .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+    };
+    const outcome = (f: (p: string) => string[], p: string) => {
+      try {
+        return { tokens: f(p) };
+      } catch (e) {
+        return { error: (e as Error).message };
+      }
+    };
+    const pointer = fc.oneof(
+      fc.string({ unit: fc.constantFrom('a', '/', '~', '0', '1', '2', 'é'), maxLength: 12 }),
+      fc.string().map((t) => `/${t}`),
+    );
+    fc.assert(
+      fc.property(pointer, (p) => {
+        expect(outcome(parseJsonPointer, p)).toEqual(outcome(reference, p));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('escapes tokens so that they parse back', () => {

@@ -11,16 +11,40 @@ export class JsonPointerError extends Error {
   }
 }
 
-/** Split a JSON Pointer into unescaped reference tokens. `""` is the whole document. */
+const BAD_TILDE = /~(?![01])/;
+
+function badTilde(pointer: string): JsonPointerError {
+  const at = BAD_TILDE.exec(pointer)?.index ?? pointer.indexOf('~');
+  return new JsonPointerError(pointer, `"~" at offset ${at} must be followed by 0 or 1`);
+}
+
+/** `~1` → `/`, `~0` → `~`, left to right (so `~01` is `~1`). */
+function unescapeToken(token: string, pointer: string): string {
+  let out = '';
+  let from = 0;
+  for (let i = token.indexOf('~'); i !== -1; i = token.indexOf('~', from)) {
+    const next = token.charCodeAt(i + 1);
+    if (next !== 0x30 && next !== 0x31) throw badTilde(pointer);
+    out += token.slice(from, i) + (next === 0x30 ? '~' : '/');
+    from = i + 2;
+  }
+  return out + token.slice(from);
+}
+
+/**
+ * Split a JSON Pointer into unescaped reference tokens. `""` is the whole document. Runs on
+ * every patch path several times per evaluation, hence a loop rather than regular expressions.
+ */
 export function parseJsonPointer(pointer: string): string[] {
   if (pointer === '') return [];
-  if (!pointer.startsWith('/')) throw new JsonPointerError(pointer, 'must be empty or start with "/"');
-  const bad = /~(?![01])/.exec(pointer);
-  if (bad) throw new JsonPointerError(pointer, `"~" at offset ${bad.index} must be followed by 0 or 1`);
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((t) => (t.includes('~') ? t.replace(/~1/g, '/').replace(/~0/g, '~') : t));
+  if (pointer.charCodeAt(0) !== 0x2f) throw new JsonPointerError(pointer, 'must be empty or start with "/"');
+  const tokens = pointer.slice(1).split('/');
+  if (pointer.indexOf('~') === -1) return tokens;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i] as string;
+    if (t.indexOf('~') !== -1) tokens[i] = unescapeToken(t, pointer);
+  }
+  return tokens;
 }
 
 /** Escape one reference token (`~` → `~0`, `/` → `~1`). */
