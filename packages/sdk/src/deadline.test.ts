@@ -157,6 +157,58 @@ describe('callScope', () => {
     scope.dispose();
   });
 
+  describe('race', () => {
+    it('returns what synchronous work returns as is, and lets its throw propagate', () => {
+      const scope = callScope({ deadline: Date.now() + 60_000, signal: new AbortController().signal });
+      expect(scope.race(() => 5)).toBe(5);
+      expect(() =>
+        scope.race(() => {
+          throw new Error('handler bug');
+        }),
+      ).toThrow('handler bug');
+      scope.dispose();
+    });
+
+    it('settles with a thenable that is not a Promise', async () => {
+      const scope = callScope({ deadline: Date.now() + 60_000 });
+      const thenable: PromiseLike<number> = {
+        // biome-ignore lint/suspicious/noThenProperty: a foreign thenable is what this test is about
+        then: (resolve) => Promise.resolve(resolve?.(3)) as never,
+      };
+      expect(await scope.race(() => thenable)).toBe(3);
+      scope.dispose();
+    });
+
+    it('answers CANCELLED for a cancel during synchronous work, whatever the work did then', async () => {
+      for (const work of [() => 1, () => Promise.resolve(1), () => Promise.reject(new Error('late'))]) {
+        const c = new Cancellation();
+        const scope = callScope(transportContext(c, undefined));
+        const err = await rejection(
+          Promise.resolve(
+            scope.race(() => {
+              c.abort(new Error('gone'));
+              return work();
+            }),
+          ),
+        );
+        expect(err.code).toBe('CANCELLED');
+        scope.dispose();
+      }
+      const c = new Cancellation();
+      const scope = callScope(transportContext(c, undefined));
+      const err = await rejection(
+        Promise.resolve().then(() =>
+          scope.race(() => {
+            c.abort(new Error('gone'));
+            throw new Error('and then a bug');
+          }),
+        ),
+      );
+      expect(err.code).toBe('CANCELLED');
+      scope.dispose();
+    });
+  });
+
   describe('with a transport cancellation', () => {
     /** A Cancellation that counts reads of its AbortSignal. */
     class CountingCancellation extends Cancellation {
@@ -198,9 +250,11 @@ describe('callScope', () => {
       const scope = callScope(transportContext(c, undefined));
       let ran = false;
       const err = await rejection(
-        scope.race(async () => {
-          ran = true;
-        }),
+        Promise.resolve(
+          scope.race(async () => {
+            ran = true;
+          }),
+        ),
       );
       expect(err.code).toBe('CANCELLED');
       expect(ran).toBe(false);

@@ -81,9 +81,22 @@ const deadlines = new DeadlineQueue();
 export interface CallScope {
   /** Aborts a little before the deadline, or when the caller cancels. */
   readonly signal: AbortSignal;
-  /** Settle with `work`, or reject at the deadline (DEADLINE_EXCEEDED) or on cancel (CANCELLED). */
-  race<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * Run `work` now, unless the deadline passed or the call was cancelled (a rejection with
+   * DEADLINE_EXCEEDED or CANCELLED). What it returns synchronously comes back as is: nothing
+   * interrupts synchronous code, so there is nothing to race. A promise settles with `work`,
+   * or rejects at the deadline or on cancel. A synchronous throw propagates.
+   */
+  race<T>(work: () => T | PromiseLike<T>): T | Promise<T>;
   dispose(): void;
+}
+
+function isThenable<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
+  return (
+    (typeof v === 'object' || typeof v === 'function') &&
+    v !== null &&
+    typeof (v as PromiseLike<T>).then === 'function'
+  );
 }
 
 const nearDeadline = () => new DOMException('the evaluation deadline is near', 'TimeoutError');
@@ -159,7 +172,7 @@ class Scope implements CallScope {
     return this.#budget.signal;
   }
 
-  race<T>(work: () => Promise<T>): Promise<T> {
+  race<T>(work: () => T | PromiseLike<T>): T | Promise<T> {
     const deadline = this.#deadline;
     if (deadline !== undefined && deadline <= Date.now()) {
       return Promise.reject(
@@ -168,6 +181,26 @@ class Scope implements CallScope {
     }
     if (this.#cancellation ? this.#cancellation.aborted : this.#outer?.aborted === true)
       return Promise.reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
+    // A cancel while `work` runs synchronously wins, as it would against a promise.
+    const watching = this.#cancellation !== undefined || this.#outer !== undefined;
+    let early = false;
+    if (watching)
+      this.#onCancel = () => {
+        early = true;
+      };
+    let out: T | PromiseLike<T>;
+    try {
+      out = work();
+    } catch (err) {
+      if (early) return Promise.reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
+      throw err;
+    }
+    if (early) {
+      if (isThenable(out)) out.then(undefined, () => {});
+      return Promise.reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
+    }
+    if (!isThenable(out)) return out;
+    const pending = out;
     return new Promise<T>((resolve, reject) => {
       if (deadline !== undefined) {
         this.#due = {
@@ -179,9 +212,8 @@ class Scope implements CallScope {
         };
         deadlines.add(this.#due);
       }
-      if (this.#cancellation || this.#outer)
-        this.#onCancel = () => reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
-      work().then(resolve, reject);
+      if (watching) this.#onCancel = () => reject(new EvaluateError('CANCELLED', 'evaluation cancelled'));
+      pending.then(resolve, reject);
     });
   }
 

@@ -381,7 +381,9 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
 
     let returned: unknown;
     try {
-      returned = await scope.race(async () => entry.handler(handlerCtx as never));
+      // A synchronous handler's answer is used as is: no promise, no deadline bookkeeping.
+      const out = scope.race(() => entry.handler(handlerCtx as never));
+      returned = out instanceof Promise ? await out : out;
     } catch (err) {
       if (err instanceof EvaluateError || err instanceof ContractViolationError) throw err;
       this.#log().error(
