@@ -8,7 +8,10 @@ export interface Budget {
   /** Length of one measurement window of one side, ms. */
   readonly windowMs: number;
   readonly rounds: number;
+  /** Unmeasured windows of each side before the rounds of each cell. */
   readonly warmup: number;
+  /** Load on each side before its first cell, to reach steady state (see `steadyWarmup`), ms. */
+  readonly steadyMs: number;
 }
 
 export interface BenchContext {

@@ -58,6 +58,25 @@ export async function closedLoop(call: () => Promise<unknown>, opts: LoadOptions
   };
 }
 
+/**
+ * Load a side until its process is in steady state before anything is measured. A process
+ * under gRPC load takes seconds (thousands of calls) to get there: V8 tiers its hot code up
+ * and sizes its young generation to the allocation rate, and until then a call costs up to
+ * 3× more. One unmeasured window per side was not enough, and the side with more code (the
+ * SDK, the runtime) paid for it more: its first cells measured warm-up, not its cost.
+ */
+export async function steadyWarmup(
+  call: () => Promise<unknown>,
+  opts: { readonly durationMs: number; readonly concurrency?: number; readonly label?: string },
+): Promise<void> {
+  const r = await closedLoop(call, {
+    concurrency: opts.concurrency ?? 8,
+    durationMs: opts.durationMs,
+    minCalls: 1,
+  });
+  if (r.errors > 0) throw new Error(`warm-up${opts.label ? ` (${opts.label})` : ''}: ${r.firstError}`);
+}
+
 const identity = (b: Buffer) => b;
 
 /** A gRPC client that sends pre-encoded request bytes and keeps the reply as bytes. */

@@ -40,8 +40,8 @@ const USAGE = `usage: pnpm bench [--json] [--quick] [--only ${COMPARISONS.join('
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
 const BUDGETS: Record<'full' | 'quick', Budget> = {
-  full: { windowMs: 300, rounds: 5, warmup: 1 },
-  quick: { windowMs: 120, rounds: 3, warmup: 1 },
+  full: { windowMs: 300, rounds: 5, warmup: 1, steadyMs: 2_000 },
+  quick: { windowMs: 120, rounds: 3, warmup: 1, steadyMs: 400 },
 };
 
 function parse(argv: string[]) {

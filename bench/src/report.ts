@@ -51,7 +51,12 @@ export interface Report {
   readonly startedAt: string;
   readonly durationSeconds: number;
   readonly machine: Machine;
-  readonly budget: { readonly windowMs: number; readonly rounds: number; readonly warmup: number };
+  readonly budget: {
+    readonly windowMs: number;
+    readonly rounds: number;
+    readonly warmup: number;
+    readonly steadyMs: number;
+  };
   readonly comparisons: Comparisons;
   readonly targets: readonly Target[];
   readonly pass: boolean;
@@ -375,7 +380,7 @@ export function markdownResults(r: Report): string {
   return [
     BEGIN,
     '',
-    `Last run: ${r.startedAt} (${r.mode} mode, ${r.durationSeconds.toFixed(0)} s). Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}; 1-minute load average ${f(m.loadStart)} at the start, ${f(m.loadEnd)} at the end (the machine is shared). Rounds: ${r.budget.rounds} after ${r.budget.warmup} warm-up, ${r.budget.windowMs} ms windows.`,
+    `Last run: ${r.startedAt} (${r.mode} mode, ${r.durationSeconds.toFixed(0)} s). Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}; 1-minute load average ${f(m.loadStart)} at the start, ${f(m.loadEnd)} at the end (the machine is shared). Each side under load for about ${(r.budget.steadyMs / 1000).toFixed(1)} s before its first cell (steady state), then per cell ${r.budget.warmup} warm-up window and ${r.budget.rounds} rounds of ${r.budget.windowMs} ms windows.`,
     '',
     ...sections(r).flatMap((s) => [
       `### ${s.title}`,

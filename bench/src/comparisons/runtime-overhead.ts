@@ -26,7 +26,7 @@ import { type Host, startHost } from '../child.js';
 import type { BenchContext } from '../context.js';
 import { interceptorEntry, nullLogger, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
-import { closedLoop, connect, type LoadResult, rawClient } from '../load.js';
+import { closedLoop, connect, type LoadResult, rawClient, steadyWarmup } from '../load.js';
 import {
   BENCH_PATCH,
   evaluation,
@@ -341,9 +341,9 @@ export async function runtimeOverhead(ctx: BenchContext): Promise<RuntimeOverhea
       const out = await gateway.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit });
       if (out.outcome !== 'allowed') throw new Error(`denied: ${out.status?.message}`);
     };
-    // JIT warm-up of both paths before the measured rounds.
-    await closedLoop(viaGateway, { concurrency: 1, durationMs: 0, minCalls: 300, maxCalls: 300 });
-    await closedLoop(rawThree, { concurrency: 1, durationMs: 0, minCalls: 300, maxCalls: 300 });
+    // Steady state of both paths (and of the servers) before the measured rounds.
+    await steadyWarmup(viaGateway, { durationMs: ctx.budget.steadyMs, concurrency: 4, label: 'gateway' });
+    await steadyWarmup(rawThree, { durationMs: ctx.budget.steadyMs, concurrency: 4, label: 'raw' });
     const load = { concurrency: 1, durationMs: ctx.budget.windowMs, minCalls: 100 };
     const [g, r] = (await interleave(
       [

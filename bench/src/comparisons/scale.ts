@@ -7,7 +7,7 @@ import { type Host, startHost } from '../child.js';
 import type { BenchContext } from '../context.js';
 import { interceptorEntry, startGateway } from '../gateway-setup.js';
 import { interleave } from '../interleave.js';
-import { closedLoop, connect, type LoadResult, rawClient } from '../load.js';
+import { closedLoop, connect, type LoadResult, rawClient, steadyWarmup } from '../load.js';
 import { jsonBytes, PRINCIPAL, SIZES, sandboxRequest, sandboxResponse } from '../payload.js';
 import { rawApiCall } from '../raw-gateway.js';
 import { growthExponent, linearFit, median } from '../stats.js';
@@ -126,6 +126,12 @@ async function byInterceptors(ctx: BenchContext, host: Host): Promise<ScaleSerie
         ),
       );
     }
+    for (const [i, gw] of gateways.entries())
+      await steadyWarmup(() => gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request }), {
+        durationMs: ctx.budget.steadyMs / 2,
+        concurrency: 4,
+        label: `${counts[i]} interceptors`,
+      });
     const runs = await interleave(
       gateways.map((gw, i) => ({
         name: `${counts[i]}`,
@@ -180,6 +186,21 @@ async function bySize(ctx: BenchContext, host: Host): Promise<ScaleSeries> {
     await Promise.all(clients.map((c) => connect(c)));
     const commit = async (req: JsonObject) => sandboxResponse(req);
     const raws = await Promise.all(requests.map((r) => rawApiCall(gw, clients, r, commit, 5_000)));
+    for (const [i, request] of requests.entries()) {
+      await steadyWarmup(
+        () => gw.intercept({ method: 'CreateSandbox', principal: PRINCIPAL, request, commit }),
+        {
+          durationMs: ctx.budget.steadyMs / 4,
+          concurrency: 2,
+          label: `gateway ${labels[i]}`,
+        },
+      );
+      await steadyWarmup(raws[i] as () => Promise<unknown>, {
+        durationMs: ctx.budget.steadyMs / 4,
+        concurrency: 2,
+        label: `raw ${labels[i]}`,
+      });
+    }
     const runs = await interleave(
       [
         ...requests.map((request, i) => ({

@@ -7,7 +7,15 @@ import { type Host, startHost } from '../child.js';
 import { type BenchContext, makeKeys } from '../context.js';
 import type { ServerSpec } from '../host.js';
 import { interleave } from '../interleave.js';
-import { closedLoop, connect, EVALUATE_PATH, type LoadResult, rawClient, rawUnary } from '../load.js';
+import {
+  closedLoop,
+  connect,
+  EVALUATE_PATH,
+  type LoadResult,
+  rawClient,
+  rawUnary,
+  steadyWarmup,
+} from '../load.js';
 import { encodeEvaluation, evaluation, jsonBytes, SIZES, sandboxRequest } from '../payload.js';
 import { median, pairedRatio } from '../stats.js';
 
@@ -105,19 +113,46 @@ export async function serverOverhead(ctx: BenchContext): Promise<ServerOverhead>
     };
     const sides = variants.map((v, i) => ({ ...v, sdk: target(sdk, i), bare: target(bare, i) }));
     await Promise.all(clients.map((c) => connect(c)));
+    const metadata = (auth: boolean) => () => {
+      const m = new grpc.Metadata();
+      if (auth) m.set('authorization', `Bearer ${token}`);
+      return m;
+    };
+
+    const payloads = ['4KB', '256KB'] as const;
+    const encoded = Object.fromEntries(
+      payloads.map((p) => [
+        p,
+        encodeEvaluation(evaluation('modify_operation', sandboxRequest(SIZES[p]), NAME, BINDING)),
+      ]),
+    ) as Record<(typeof payloads)[number], Buffer>;
+    // Steady state before the first cell: every server of both processes, both payloads.
+    for (const v of sides) {
+      const md = metadata(v.auth);
+      for (const [name, c] of [
+        ['sdk', v.sdk],
+        ['bare', v.bare],
+      ] as const) {
+        const label = `${name} ${v.transport} auth=${v.auth ? 'on' : 'off'}`;
+        await steadyWarmup(() => rawUnary(c, EVALUATE_PATH, encoded['4KB'], md()), {
+          durationMs: ctx.budget.steadyMs,
+          label,
+        });
+        await steadyWarmup(() => rawUnary(c, EVALUATE_PATH, encoded['256KB'], md()), {
+          durationMs: ctx.budget.steadyMs / 4,
+          label,
+        });
+      }
+      ctx.progress(`server: warmed ${v.transport} auth=${v.auth ? 'on' : 'off'}`);
+    }
 
     const cells: ServerCell[] = [];
-    const payloads = ['4KB', '256KB'] as const;
     for (const payload of payloads) {
       const operation = sandboxRequest(SIZES[payload]);
-      const bytes = encodeEvaluation(evaluation('modify_operation', operation, NAME, BINDING));
+      const bytes = encoded[payload];
       for (const concurrency of [1, 64]) {
         for (const v of sides) {
-          const md = () => {
-            const m = new grpc.Metadata();
-            if (v.auth) m.set('authorization', `Bearer ${token}`);
-            return m;
-          };
+          const md = metadata(v.auth);
           // Both answer the same thing: allowed, one patch.
           for (const c of [v.sdk, v.bare]) {
             const reply = InterceptorResult.decode(await rawUnary(c, EVALUATE_PATH, bytes, md()));
