@@ -6,7 +6,7 @@
 import type { JsonObject, OpenShellService, Phase, Principal } from '@openshell-interceptors/protocol';
 import type { CallScope } from './deadline.js';
 
-export function deepFreeze<T>(v: T): T {
+function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
     Object.freeze(v);
     for (const x of Object.values(v)) deepFreeze(x);
@@ -14,16 +14,11 @@ export function deepFreeze<T>(v: T): T {
   return v;
 }
 
-export interface HandlerContextFields {
-  readonly interceptor: string;
-  readonly service: OpenShellService;
-  readonly method: string;
-  readonly rpc: string;
-  readonly phase: Phase;
-  readonly bindingId: string;
-  readonly principal: Principal;
-  readonly deadline: number | undefined;
-}
+/** The facts of the call, copied onto the context as plain fields. */
+export type HandlerContextFields = Pick<
+  HandlerContext,
+  'interceptor' | 'service' | 'method' | 'rpc' | 'phase' | 'bindingId' | 'principal' | 'deadline'
+>;
 
 class HandlerContext {
   readonly interceptor: string;
