@@ -95,6 +95,18 @@ function sameDecode(bytes: Uint8Array): void {
   expect(ours).toEqual(theirs);
 }
 
+/** Ours writes the generated encoder's bytes, or throws what it throws. */
+function sameEncoding(ours: () => Buffer, generated: () => Uint8Array): void {
+  let theirs: Buffer;
+  try {
+    theirs = Buffer.from(generated());
+  } catch (e) {
+    expect(ours).toThrow((e as Error).message);
+    return;
+  }
+  expect(ours().equals(theirs)).toBe(true);
+}
+
 /** Hand-built wire bytes. */
 const w = () => new BinaryWriter();
 const bytesOf = (b: BinaryWriter) => b.finish();
@@ -102,32 +114,24 @@ const bytesOf = (b: BinaryWriter) => b.finish();
 describe('evaluation codec (property)', () => {
   it('encodes exactly the bytes the generated encoder writes', () => {
     fc.assert(
-      fc.property(evaluation, (ev) => {
-        let theirs: Buffer | Error;
-        try {
-          theirs = generatedBytes(ev);
-        } catch (e) {
-          expect(() => encodeEvaluation(ev)).toThrow((e as Error).message);
-          return;
-        }
-        expect(encodeEvaluation(ev).equals(theirs)).toBe(true);
-      }),
+      fc.property(evaluation, (ev) =>
+        sameEncoding(
+          () => encodeEvaluation(ev),
+          () => generatedBytes(ev),
+        ),
+      ),
       { numRuns: runs(1000) },
     );
   });
 
   it('encodes results exactly as the generated encoder does', () => {
     fc.assert(
-      fc.property(result, (r) => {
-        let theirs: Buffer | Error;
-        try {
-          theirs = Buffer.from(InterceptorResult.encode(r).finish());
-        } catch (e) {
-          expect(() => encodeResult(r)).toThrow((e as Error).message);
-          return;
-        }
-        expect(encodeResult(r).equals(theirs)).toBe(true);
-      }),
+      fc.property(result, (r) =>
+        sameEncoding(
+          () => encodeResult(r),
+          () => InterceptorResult.encode(r).finish(),
+        ),
+      ),
       { numRuns: runs(1000) },
     );
   });
