@@ -26,16 +26,12 @@ export class DeadlineQueue {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   #armedWith: typeof setTimeout | undefined;
-  #refed = false;
 
   add(d: DueAt): void {
     this.#due.add(d);
     // A timer armed by another setTimeout (a test's fake timers, since removed) cannot be trusted.
     if (this.#timer === undefined || d.at < this.#timerAt || this.#armedWith !== setTimeout) this.#arm(d.at);
-    else if (!this.#refed) {
-      this.#timer.ref();
-      this.#refed = true;
-    }
+    else this.#timer.ref();
   }
 
   /** Whether the queue's timer keeps the process open (only while a deadline is pending). */
@@ -45,10 +41,8 @@ export class DeadlineQueue {
 
   delete(d: DueAt): void {
     this.#due.delete(d);
-    if (this.#due.size === 0 && this.#refed) {
-      this.#timer?.unref();
-      this.#refed = false;
-    }
+    // ref() and unref() only flip a flag when the state changes.
+    if (this.#due.size === 0) this.#timer?.unref();
   }
 
   #arm(at: number): void {
@@ -56,13 +50,11 @@ export class DeadlineQueue {
     this.#timerAt = at;
     this.#armedWith = setTimeout;
     this.#timer = setTimeout(() => this.#sweep(), Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS));
-    this.#refed = true;
   }
 
   #sweep(): void {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
-    this.#refed = false;
     const now = Date.now();
     const fired: DueAt[] = [];
     let next = Number.POSITIVE_INFINITY;
@@ -79,6 +71,8 @@ export class DeadlineQueue {
 const deadlines = new DeadlineQueue();
 
 export interface CallScope {
+  /** The call's deadline (epoch ms), when it has a finite one. */
+  readonly deadline: number | undefined;
   /** Aborts a little before the deadline, or when the caller cancels. */
   readonly signal: AbortSignal;
   /**
@@ -150,6 +144,10 @@ class Scope implements CallScope {
         this.#unsubscribe = () => outer.removeEventListener('abort', onOuterAbort);
       }
     }
+  }
+
+  get deadline(): number | undefined {
+    return this.#deadline;
   }
 
   #abort(reason: unknown): void {

@@ -85,6 +85,18 @@ describe('handler context: operation and draft', () => {
     });
   });
 
+  it('shows no deadline when the caller gave none or an infinite one', async () => {
+    const seen: unknown[] = [];
+    const i = interceptor('n').validate('CreateSandbox', ({ deadline }) => {
+      seen.push(deadline);
+    });
+    await i.evaluate(evaluation('CreateSandbox', 'validate', request()));
+    await i.evaluate(evaluation('CreateSandbox', 'validate', request()), {
+      deadline: Number.POSITIVE_INFINITY,
+    });
+    expect(seen).toEqual([undefined, undefined]);
+  });
+
   it('still refuses a patch that makes the operation invalid, without reading the operation', async () => {
     const i = interceptor('n', { logger: silent, strict: false }).modify('CreateSandbox', () => [
       patch.add('/labels/bad', 5 as never),

@@ -371,7 +371,7 @@ class Builder implements InterceptorBuilder, InternalInterceptor {
         phase,
         bindingId: b.id,
         principal,
-        deadline: ctx?.deadline !== undefined && Number.isFinite(ctx.deadline) ? ctx.deadline : undefined,
+        deadline: scope.deadline,
       },
       scope,
       view,
